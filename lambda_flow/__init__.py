@@ -1,0 +1,59 @@
+"""lambda-flow: durable workflows in plain ``async def`` Python, on Postgres and AWS Lambda."""
+
+from ._context import StepInfo, WorkflowContext, current_step
+from ._durations import Duration, parse_duration
+from ._errors import (
+    ConfigurationError,
+    FunctionNotFound,
+    InvalidDuration,
+    InvalidInput,
+    InvalidRunState,
+    LambdaFlowError,
+    LeaseLost,
+    NonDeterminismError,
+    NonRetryableError,
+    RunCancelled,
+    RunFailed,
+    RunNotFound,
+    RunSuspended,
+    RunTimedOut,
+    StepFailed,
+    WorkflowNotFound,
+)
+from ._flow import Flow
+from ._models import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
+from ._service import WorkflowService
+from .store.postgres import PostgresStore
+
+__all__ = [
+    "ConfigurationError",
+    "Duration",
+    "ErrorInfo",
+    "Flow",
+    "FunctionNotFound",
+    "InvalidDuration",
+    "InvalidInput",
+    "InvalidRunState",
+    "LambdaFlowError",
+    "LeaseLost",
+    "NonDeterminismError",
+    "NonRetryableError",
+    "PostgresStore",
+    "Run",
+    "RunCancelled",
+    "RunFailed",
+    "RunNotFound",
+    "RunStatus",
+    "RunSuspended",
+    "RunTimedOut",
+    "StepAttempt",
+    "StepFailed",
+    "StepInfo",
+    "StepKind",
+    "StepStatus",
+    "WorkflowContext",
+    "WorkflowNotFound",
+    "WorkflowService",
+    "current_step",
+    "parse_duration",
+]

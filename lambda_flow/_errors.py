@@ -1,0 +1,167 @@
+"""One exception tree for lambda-flow, plus the engine's control signals.
+
+Errors users may catch derive from :class:`LambdaFlowError` (an ``Exception``). Control signals the
+engine uses to unwind a workflow body (suspend, cancel, "waiting on a step") derive from
+``BaseException`` so that a user's ``except Exception`` can never swallow them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LambdaFlowError(Exception):
+    """Root of every error lambda-flow raises on purpose."""
+
+
+class ConfigurationError(LambdaFlowError):
+    """Configuration is missing or wrong (an environment variable, a DSN, a schema name)."""
+
+
+class InvalidDuration(LambdaFlowError, ValueError):
+    """A duration string or number could not be parsed."""
+
+
+class WorkflowNotFound(LambdaFlowError, LookupError):
+    """No workflow is registered under this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown workflow {name!r}")
+        self.name = name
+
+
+class FunctionNotFound(LambdaFlowError, LookupError):
+    """No function is registered under this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown function {name!r}")
+        self.name = name
+
+
+class RunNotFound(LambdaFlowError, LookupError):
+    """No run has this id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"unknown run {run_id!r}")
+        self.run_id = run_id
+
+
+class InvalidInput(LambdaFlowError, ValueError):
+    """Input failed validation against the workflow's or function's annotation.
+
+    Attributes:
+        target: what the input was for, e.g. ``workflow 'onboard_user'``.
+        errors: pydantic's list of field errors (``loc``, ``msg``, ``type``), JSON-safe.
+    """
+
+    def __init__(self, target: str, errors: list[dict[str, Any]]) -> None:
+        self.target = target
+        self.errors = errors
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or 'input'}: {e.get('msg', 'invalid')}"
+            for e in errors
+        )
+        super().__init__(f"invalid input for {target}: {details}")
+
+
+class InvalidRunState(LambdaFlowError):
+    """The operation does not fit the run's current status (e.g. resuming a completed run)."""
+
+    def __init__(self, run_id: str, status: str, operation: str) -> None:
+        super().__init__(f"cannot {operation} run {run_id}: it is {status}")
+        self.run_id = run_id
+        self.status = status
+        self.operation = operation
+
+
+class NonDeterminismError(LambdaFlowError):
+    """Replay asked for a different step than the one recorded.
+
+    Attributes:
+        run_id: the run whose history disagrees with the code.
+        step_key: the recorded step key at the point of divergence.
+    """
+
+    def __init__(self, run_id: str, step_key: str, message: str) -> None:
+        super().__init__(f"non-determinism in run {run_id} at step {step_key!r}: {message}")
+        self.run_id = run_id
+        self.step_key = step_key
+
+
+class StepFailed(LambdaFlowError):
+    """A step failed on its last attempt; raised into the workflow body at the ``wf.do`` call.
+
+    A workflow may catch it to compensate; uncaught, the run fails with this error.
+    """
+
+    def __init__(self, step_key: str, attempts: int, error_type: str, message: str) -> None:
+        plural = "attempt" if attempts == 1 else "attempts"
+        super().__init__(f"step {step_key!r} failed after {attempts} {plural}: {error_type}: {message}")
+        self.step_key = step_key
+        self.attempts = attempts
+        self.error_type = error_type
+        self.error_message = message
+
+
+class NonRetryableError(LambdaFlowError):
+    """Raise from a step to fail it at once, without using its remaining retries."""
+
+
+class LeaseLost(LambdaFlowError):
+    """A pass or a worker lost its lease (fencing token moved on); its writes were refused."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"lease on run {run_id} was lost; the write was refused")
+        self.run_id = run_id
+
+
+class RunFailed(LambdaFlowError):
+    """``run_to_completion`` saw the run fail."""
+
+    def __init__(self, run_id: str, error: str) -> None:
+        super().__init__(f"run {run_id} failed: {error}")
+        self.run_id = run_id
+        self.error = error
+
+
+class RunCancelled(LambdaFlowError):
+    """``run_to_completion`` saw the run cancelled."""
+
+    def __init__(self, run_id: str, reason: str | None) -> None:
+        super().__init__(f"run {run_id} was cancelled" + (f": {reason}" if reason else ""))
+        self.run_id = run_id
+        self.reason = reason
+
+
+class RunSuspended(LambdaFlowError):
+    """``run_to_completion`` saw the run suspend; it waits for ``resume``."""
+
+    def __init__(self, run_id: str, reason: str | None) -> None:
+        super().__init__(f"run {run_id} is suspended" + (f": {reason}" if reason else ""))
+        self.run_id = run_id
+        self.reason = reason
+
+
+class RunTimedOut(LambdaFlowError, TimeoutError):
+    """``run_to_completion`` gave up waiting; the run itself goes on."""
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"run {run_id} did not finish in time (still {status})")
+        self.run_id = run_id
+        self.status = status
+
+
+class EngineSignal(BaseException):  # noqa: N818 - a control signal, not an error
+    """Base of the engine's control-flow signals; never caught by ``except Exception``."""
+
+
+class SuspendSignal(EngineSignal):
+    """Unwinds the body when the run suspends."""
+
+
+class CancelSignal(EngineSignal):
+    """Unwinds the body when the workflow calls ``wf.cancel``."""
+
+    def __init__(self, reason: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason

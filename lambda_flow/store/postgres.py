@@ -1,0 +1,511 @@
+"""The Postgres store (psycopg 3).
+
+Every write a pass makes is one statement: data-modifying CTEs update the run (checking the
+lease's fencing token), upsert the steps and their attempt rows together. In autocommit mode that
+is one round trip and one commit per step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ConfigurationError, InvalidRunState, LeaseLost, RunNotFound
+from .._models import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
+from .base import (
+    LeasedRun,
+    RunLease,
+    RunOutcome,
+    StepRecord,
+    StepWrite,
+    Store,
+    StoreStats,
+)
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_RUN_COLUMNS = (
+    "id, workflow, status, input, output, error, created_at, updated_at, wake_at, idempotency_key"
+)
+
+
+def validate_schema_name(schema: str) -> str:
+    """Accept only plain lowercase identifiers; the name is quoted as one, never pasted."""
+    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
+        raise ConfigurationError(
+            f"invalid schema name {schema!r}: use lowercase letters, digits and underscores, "
+            "starting with a letter or underscore (at most 63 characters)"
+        )
+    return schema
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """The numbered SQL migrations shipped with the package, in order."""
+    found = []
+    for entry in resources.files("lambda_flow.store.migrations").iterdir():
+        match = re.match(r"^(\d+)_(\w+)\.sql$", entry.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text("utf-8")))
+    return sorted(found)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _error(value: Any) -> ErrorInfo | None:
+    return None if value is None else ErrorInfo.model_validate(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _write_rows(writes: Sequence[StepWrite]) -> str:
+    return _dump(
+        [
+            {
+                "step_key": w.key,
+                "name": w.name,
+                "position": w.position,
+                "kind": w.kind.value,
+                "target": w.target,
+                "status": w.status.value,
+                "attempt": w.attempt,
+                "attempt_status": w.attempt_status.value,
+                "started_at": _iso(w.started_at),
+                "finished_at": _iso(w.finished_at),
+                "input": w.input,
+                "result": w.result,
+                "error": None if w.error is None else w.error.model_dump(),
+                "wake_at": _iso(w.wake_at),
+            }
+            for w in writes
+        ]
+    )
+
+
+# The step half of every pass write; {run_cte} decides which run row (if any) it applies to.
+_STEP_WRITES = """
+, w AS (
+    SELECT * FROM jsonb_to_recordset(%(writes)s::jsonb) AS x(
+        step_key text, name text, position integer, kind text, target text, status text,
+        attempt integer, attempt_status text, started_at timestamptz, finished_at timestamptz,
+        input jsonb, result jsonb, error jsonb, wake_at timestamptz)
+), s AS (
+    INSERT INTO {schema}.steps AS st (run_id, step_key, position, name, kind, target, status,
+        attempt, input, result, error, wake_at, created_at, updated_at)
+    SELECT r.id, w.step_key, w.position, w.name, w.kind, w.target, w.status, w.attempt, w.input,
+        w.result, w.error, w.wake_at, %(now)s, %(now)s
+    FROM r CROSS JOIN w
+    ON CONFLICT (run_id, step_key) DO UPDATE SET
+        status = EXCLUDED.status, attempt = EXCLUDED.attempt,
+        input = coalesce(EXCLUDED.input, st.input), result = EXCLUDED.result,
+        error = EXCLUDED.error, wake_at = EXCLUDED.wake_at, updated_at = EXCLUDED.updated_at
+), a AS (
+    INSERT INTO {schema}.step_attempts AS sa (run_id, step_key, attempt, step_name, kind, status,
+        result, error, created_at, started_at, finished_at)
+    SELECT r.id, w.step_key, w.attempt, w.name, w.kind, w.attempt_status, w.result, w.error,
+        %(now)s, w.started_at, w.finished_at
+    FROM r CROSS JOIN w
+    ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET
+        status = EXCLUDED.status, result = EXCLUDED.result, error = EXCLUDED.error,
+        started_at = coalesce(sa.started_at, EXCLUDED.started_at),
+        finished_at = EXCLUDED.finished_at
+)
+SELECT version FROM r
+"""
+
+
+class PostgresStore(Store):
+    """Runs and steps in Postgres, in their own schema (``workflows`` unless told otherwise).
+
+    Args:
+        dsn: a libpq connection string or URL.
+        schema: the schema holding the tables; validated, created and migrated on first use.
+        min_connections: connections the pool keeps open.
+        max_connections: the most connections the pool opens.
+        migrate: create or upgrade the schema when the store is built.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "workflows",
+        *,
+        min_connections: int = 1,
+        max_connections: int = 4,
+        migrate: bool = True,
+    ) -> None:
+        from psycopg import sql
+        from psycopg_pool import ConnectionPool
+
+        self.schema = validate_schema_name(schema)
+        self.stats = StoreStats()
+        self._pool: ConnectionPool = ConnectionPool(
+            dsn,
+            min_size=min_connections,
+            max_size=max_connections,
+            kwargs={"autocommit": True},
+            open=True,
+            name="lambda-flow",
+        )
+        ident = sql.Identifier(self.schema)
+
+        def q(text: str) -> str:
+            # Only the schema identifier is formatted in; it is quoted by psycopg.
+            return sql.SQL(text).format(schema=ident).as_string(None)  # type: ignore[arg-type]
+
+        self._q = q
+        self._sql = {
+            "create_run": q(
+                "INSERT INTO {schema}.runs (id, workflow, status, input, idempotency_key,"
+                " created_at, updated_at) VALUES (%s, %s, 'running', %s, %s, %s, %s)"
+                " ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL"
+                " DO NOTHING RETURNING id"
+            ),
+            "run_by_key": q(
+                "SELECT id FROM {schema}.runs WHERE workflow = %s AND idempotency_key = %s"
+            ),
+            "get_run": q(f"SELECT {_RUN_COLUMNS} FROM {{schema}}.runs WHERE id = %s"),
+            "history": q(
+                "SELECT step_key, step_name, kind, status, attempt, result, error, created_at,"
+                " started_at, finished_at FROM {schema}.step_attempts WHERE run_id = %s"
+                " ORDER BY id"
+            ),
+            "acquire": q(
+                "UPDATE {schema}.runs SET lease_owner = %(owner)s,"
+                " lease_expires_at = %(until)s, lease_token = lease_token + 1"
+                " WHERE id = %(run_id)s AND status = 'running'"
+                " AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)"
+                " RETURNING lease_token, workflow, input, created_at"
+            ),
+            "steps": q(
+                "SELECT step_key, name, position, kind, target, status, attempt, result, error,"
+                " wake_at FROM {schema}.steps WHERE run_id = %s ORDER BY position"
+            ),
+            "write_steps": q(
+                "WITH r AS (UPDATE {schema}.runs SET version = version + 1,"
+                " updated_at = %(now)s, lease_expires_at = %(until)s"
+                " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
+                " RETURNING id, version)" + _STEP_WRITES
+            ),
+            "finish_pass": q(
+                "WITH r AS (UPDATE {schema}.runs SET status = %(status)s, output = %(output)s,"
+                " error = %(error)s, wake_at = %(wake_at)s, lease_owner = NULL,"
+                " lease_expires_at = NULL, lease_token = lease_token + 1,"
+                " version = version + 1, updated_at = %(now)s"
+                " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
+                " RETURNING id, version)" + _STEP_WRITES
+            ),
+            "renew": q(
+                "UPDATE {schema}.runs SET lease_expires_at = %(until)s"
+                " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
+                " RETURNING id"
+            ),
+            "resume": q(
+                "WITH r AS (UPDATE {schema}.runs SET status = 'running', updated_at = %(now)s,"
+                " version = version + 1 WHERE id = %(run_id)s AND status = 'suspended'"
+                " RETURNING id),"
+                " s AS (UPDATE {schema}.steps st SET status = 'succeeded', updated_at = %(now)s"
+                " FROM r WHERE st.run_id = r.id AND st.kind = 'suspend' AND st.status = 'pending'"
+                " RETURNING st.run_id, st.step_key, st.attempt),"
+                " a AS (UPDATE {schema}.step_attempts sa SET status = 'succeeded',"
+                " finished_at = %(now)s FROM s WHERE sa.run_id = s.run_id"
+                " AND sa.step_key = s.step_key AND sa.attempt = s.attempt)"
+                " SELECT count(*) FROM r"
+            ),
+            "cancel": q(
+                "UPDATE {schema}.runs SET status = 'cancelled', error = %(error)s,"
+                " wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
+                " lease_token = lease_token + 1, version = version + 1, updated_at = %(now)s"
+                " WHERE id = %(run_id)s AND status IN ('running', 'suspended')"
+                f" RETURNING {_RUN_COLUMNS}"
+            ),
+        }
+        if migrate:
+            self.migrate()
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _fetchall(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        self.stats.round_trips += 1
+        self.stats.commits += 1  # autocommit: each statement is its own transaction
+        with self._pool.connection() as conn:
+            return conn.execute(query, params).fetchall()
+
+    def _fetchone(self, query: str, params: Any = None) -> tuple[Any, ...] | None:
+        rows = self._fetchall(query, params)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------------------
+    def migrate(self) -> None:
+        from psycopg import errors
+
+        migrations = _migrations()
+        latest = migrations[-1][0]
+        with self._pool.connection() as conn:
+            try:
+                row = conn.execute(
+                    self._q("SELECT max(version) FROM {schema}.schema_migrations")
+                ).fetchone()
+                if row is not None and row[0] == latest:
+                    return
+            except errors.UndefinedTable:
+                pass
+            with conn.transaction():
+                # One migrator at a time per schema, across processes.
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lambda_flow:{self.schema}"]
+                )
+                conn.execute(self._q("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                conn.execute(
+                    self._q(
+                        "CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+                        "version integer PRIMARY KEY, name text NOT NULL,"
+                        " applied_at timestamptz NOT NULL DEFAULT now())"
+                    )
+                )
+                applied = {
+                    r[0]
+                    for r in conn.execute(
+                        self._q("SELECT version FROM {schema}.schema_migrations")
+                    ).fetchall()
+                }
+                for version, name, text in migrations:
+                    if version in applied:
+                        continue
+                    conn.execute(self._q(text))
+                    conn.execute(
+                        self._q(
+                            "INSERT INTO {schema}.schema_migrations (version, name)"
+                            " VALUES (%s, %s)"
+                        ),
+                        [version, name],
+                    )
+
+    # -- runs ------------------------------------------------------------------------------
+    def create_run(
+        self, workflow: str, input: Any, idempotency_key: str | None, now: datetime
+    ) -> tuple[str, bool]:
+        from psycopg.types.json import Jsonb
+
+        run_id = uuid.uuid4()
+        row = self._fetchone(
+            self._sql["create_run"], [run_id, workflow, Jsonb(input), idempotency_key, now, now]
+        )
+        if row is not None:
+            return str(row[0]), True
+        existing = self._fetchone(self._sql["run_by_key"], [workflow, idempotency_key])
+        if existing is None:  # pragma: no cover - the conflicting row cannot vanish
+            raise RuntimeError("idempotency conflict without a matching run")
+        return str(existing[0]), False
+
+    @staticmethod
+    def _run(row: tuple[Any, ...]) -> Run:
+        return Run(
+            id=str(row[0]),
+            workflow=row[1],
+            status=RunStatus(row[2]),
+            input=row[3],
+            output=row[4],
+            error=_error(row[5]),
+            created_at=row[6],
+            updated_at=row[7],
+            wake_at=row[8],
+            idempotency_key=row[9],
+        )
+
+    @staticmethod
+    def _uuid(run_id: str) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(str(run_id))
+        except ValueError:
+            return None
+
+    def get_run(self, run_id: str) -> Run | None:
+        key = self._uuid(run_id)
+        if key is None:
+            return None
+        row = self._fetchone(self._sql["get_run"], [key])
+        return None if row is None else self._run(row)
+
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Run]:
+        from psycopg import sql
+
+        where: list[sql.Composable] = []
+        params: list[Any] = []
+        if workflow is not None:
+            where.append(sql.SQL("workflow = %s"))
+            params.append(workflow)
+        if status is not None:
+            where.append(sql.SQL("status = %s"))
+            params.append(RunStatus(status).value)
+        if before is not None:
+            where.append(sql.SQL("(created_at, id) < (%s, %s)"))
+            params.extend([before[0], uuid.UUID(before[1])])
+        query = sql.SQL("SELECT {cols} FROM {schema}.runs {where} ORDER BY created_at DESC, id DESC"
+                        " LIMIT %s").format(
+            cols=sql.SQL(_RUN_COLUMNS),
+            schema=sql.Identifier(self.schema),
+            where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+        )
+        params.append(limit)
+        return [self._run(r) for r in self._fetchall(query.as_string(None), params)]  # type: ignore[arg-type]
+
+    def get_history(self, run_id: str) -> list[StepAttempt]:
+        key = self._uuid(run_id)
+        if key is None:
+            return []
+        return [
+            StepAttempt(
+                step_key=r[0],
+                step_name=r[1],
+                kind=StepKind(r[2]),
+                status=StepStatus(r[3]),
+                attempt=r[4],
+                result=r[5],
+                error=_error(r[6]),
+                created_at=r[7],
+                started_at=r[8],
+                finished_at=r[9],
+            )
+            for r in self._fetchall(self._sql["history"], [key])
+        ]
+
+    # -- passes ----------------------------------------------------------------------------
+    def acquire(
+        self, run_id: str, owner: str, now: datetime, lease_until: datetime
+    ) -> LeasedRun | None:
+        key = self._uuid(run_id)
+        if key is None:
+            return None
+        row = self._fetchone(
+            self._sql["acquire"], {"owner": owner, "until": lease_until, "run_id": key, "now": now}
+        )
+        if row is None:
+            return None
+        leased = LeasedRun(
+            lease=RunLease(run_id=str(key), owner=owner, token=row[0]),
+            workflow=row[1],
+            input=row[2],
+            created_at=row[3],
+        )
+        for s in self._fetchall(self._sql["steps"], [key]):
+            leased.steps[s[0]] = StepRecord(
+                key=s[0],
+                name=s[1],
+                position=s[2],
+                kind=StepKind(s[3]),
+                target=s[4],
+                status=StepStatus(s[5]),
+                attempt=s[6],
+                result=s[7],
+                error=_error(s[8]),
+                wake_at=s[9],
+            )
+        return leased
+
+    def _fenced(self, query: str, params: dict[str, Any], lease: RunLease) -> None:
+        if self._fetchone(query, params) is None:
+            raise LeaseLost(lease.run_id)
+
+    def write_steps(
+        self, lease: RunLease, writes: Sequence[StepWrite], now: datetime, lease_until: datetime
+    ) -> None:
+        self._fenced(
+            self._sql["write_steps"],
+            {
+                "run_id": lease.run_id,
+                "token": lease.token,
+                "now": now,
+                "until": lease_until,
+                "writes": _write_rows(writes),
+            },
+            lease,
+        )
+
+    def finish_pass(
+        self,
+        lease: RunLease,
+        outcome: RunOutcome,
+        writes: Sequence[StepWrite],
+        now: datetime,
+    ) -> None:
+        from psycopg.types.json import Jsonb
+
+        self._fenced(
+            self._sql["finish_pass"],
+            {
+                "run_id": lease.run_id,
+                "token": lease.token,
+                "now": now,
+                "status": outcome.status.value,
+                "output": None if outcome.output is None else Jsonb(outcome.output),
+                "error": None if outcome.error is None else Jsonb(outcome.error.model_dump()),
+                "wake_at": outcome.wake_at,
+                "writes": _write_rows(writes),
+            },
+            lease,
+        )
+
+    def renew(self, lease: RunLease, now: datetime, lease_until: datetime) -> None:
+        self._fenced(
+            self._sql["renew"],
+            {"run_id": lease.run_id, "token": lease.token, "until": lease_until},
+            lease,
+        )
+
+    # -- operator actions ------------------------------------------------------------------
+    def _require(self, run_id: str) -> Run:
+        run = self.get_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    def resume(self, run_id: str, now: datetime) -> Run:
+        key = self._uuid(run_id)
+        if key is None:
+            raise RunNotFound(run_id)
+        self._fetchall(self._sql["resume"], {"run_id": key, "now": now})
+        run = self._require(run_id)
+        if run.status.is_terminal:
+            raise InvalidRunState(run_id, run.status.value, "resume")
+        return run
+
+    def cancel(self, run_id: str, reason: str | None, now: datetime) -> Run:
+        from psycopg.types.json import Jsonb
+
+        key = self._uuid(run_id)
+        if key is None:
+            raise RunNotFound(run_id)
+        error = ErrorInfo(type="Cancelled", message=reason or "cancelled")
+        row = self._fetchone(
+            self._sql["cancel"], {"run_id": key, "now": now, "error": Jsonb(error.model_dump())}
+        )
+        if row is not None:
+            return self._run(row)
+        run = self._require(run_id)
+        raise InvalidRunState(run_id, run.status.value, "cancel")

@@ -1,0 +1,1 @@
+"""How jobs and timers move between orchestration passes and step workers."""
