@@ -26,9 +26,7 @@ class Codec:
     def __init__(self, annotation: Any = Any) -> None:
         self.annotation = annotation
         self.is_any = annotation is Any or annotation is inspect.Parameter.empty
-        self._adapter: TypeAdapter[Any] = (
-            _ANY_ADAPTER if self.is_any else TypeAdapter(annotation)
-        )
+        self._adapter: TypeAdapter[Any] = _ANY_ADAPTER if self.is_any else TypeAdapter(annotation)
 
     def validate(self, value: Any, target: str) -> Any:
         """Check ``value`` against the annotation and return the typed value.

@@ -19,7 +19,10 @@ DEFAULT_DATA_DIR = ".lambda-flow/pgdata"
 
 
 def setting(
-    explicit: str | None, name: str, default: str | None = None, env: Mapping[str, str] | None = None
+    explicit: str | None,
+    name: str,
+    default: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> str | None:
     """``explicit`` if given, else the environment variable ``name`` if set and non-empty, else
     ``default``."""
@@ -39,4 +42,4 @@ def resolve_database_url(
         return url
     from .local.embedded import embedded_database_url
 
-    return embedded_database_url(setting(None, ENV_DATA_DIR, DEFAULT_DATA_DIR, env=env))
+    return embedded_database_url(setting(None, ENV_DATA_DIR, env=env) or DEFAULT_DATA_DIR)

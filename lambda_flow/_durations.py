@@ -64,9 +64,7 @@ def parse_duration(value: Duration) -> timedelta:
         else:
             raise InvalidDuration(f"invalid duration {value!r}: unknown unit {unit!r}")
     else:
-        raise InvalidDuration(
-            f"invalid duration {value!r}: expected a string, number or timedelta"
-        )
+        raise InvalidDuration(f"invalid duration {value!r}: expected a string, number or timedelta")
     if result < timedelta(0):
         raise InvalidDuration(f"invalid duration {value!r}: must not be negative")
     return result

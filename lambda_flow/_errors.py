@@ -96,7 +96,9 @@ class StepFailed(LambdaFlowError):
 
     def __init__(self, step_key: str, attempts: int, error_type: str, message: str) -> None:
         plural = "attempt" if attempts == 1 else "attempts"
-        super().__init__(f"step {step_key!r} failed after {attempts} {plural}: {error_type}: {message}")
+        super().__init__(
+            f"step {step_key!r} failed after {attempts} {plural}: {error_type}: {message}"
+        )
         self.step_key = step_key
         self.attempts = attempts
         self.error_type = error_type
@@ -151,7 +153,7 @@ class RunTimedOut(LambdaFlowError, TimeoutError):
         self.status = status
 
 
-class EngineSignal(BaseException):  # noqa: N818 - a control signal, not an error
+class EngineSignal(BaseException):
     """Base of the engine's control-flow signals; never caught by ``except Exception``."""
 
 

@@ -90,7 +90,7 @@ class Flow:
     @overload
     def function(self, *, name: str | None = None) -> Callable[[F], F]: ...
 
-    def function(self, fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
+    def function(self, fn: Any = None, *, name: str | None = None) -> Any:
         """Register an RPC function (sync or async, zero or one parameter).
 
         The function is returned unchanged, so it can still be called directly and passed to
@@ -133,9 +133,7 @@ class Flow:
         else:
             found = self._functions_by_ref.get(name_or_fn)
         if found is None:
-            raise FunctionNotFound(
-                name_or_fn if isinstance(name_or_fn, str) else repr(name_or_fn)
-            )
+            raise FunctionNotFound(name_or_fn if isinstance(name_or_fn, str) else repr(name_or_fn))
         return found
 
     def find_function(self, target: Callable[..., Any]) -> FunctionDef | None:
@@ -164,13 +162,12 @@ class Flow:
 
     def workflow(
         self,
-        fn: F | None = None,
-        /,
+        fn: Any = None,
         *,
         name: str | None = None,
         description: str | None = None,
         tags: tuple[str, ...] | list[str] = (),
-    ) -> F | Callable[[F], F]:
+    ) -> Any:
         """Register a workflow: ``async def body(wf: WorkflowContext, data) -> result``."""
 
         def register(f: F) -> F:

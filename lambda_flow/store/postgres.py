@@ -13,7 +13,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from psycopg import errors, sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 
 from .._errors import ConfigurationError, InvalidRunState, LeaseLost, RunNotFound
 from .._models import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
@@ -26,9 +30,6 @@ from .base import (
     Store,
     StoreStats,
 )
-
-if TYPE_CHECKING:
-    from psycopg_pool import ConnectionPool
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _RUN_COLUMNS = (
@@ -144,9 +145,6 @@ class PostgresStore(Store):
         max_connections: int = 4,
         migrate: bool = True,
     ) -> None:
-        from psycopg import sql
-        from psycopg_pool import ConnectionPool
-
         self.schema = validate_schema_name(schema)
         self.stats = StoreStats()
         self._pool: ConnectionPool = ConnectionPool(
@@ -161,7 +159,7 @@ class PostgresStore(Store):
 
         def q(text: str) -> str:
             # Only the schema identifier is formatted in; it is quoted by psycopg.
-            return sql.SQL(text).format(schema=ident).as_string(None)  # type: ignore[arg-type]
+            return sql.SQL(text).format(schema=ident).as_string(None)
 
         self._q = q
         self._sql = {
@@ -255,8 +253,6 @@ class PostgresStore(Store):
 
     # -- schema ----------------------------------------------------------------------------
     def migrate(self) -> None:
-        from psycopg import errors
-
         migrations = _migrations()
         latest = migrations[-1][0]
         with self._pool.connection() as conn:
@@ -293,8 +289,7 @@ class PostgresStore(Store):
                     conn.execute(self._q(text))
                     conn.execute(
                         self._q(
-                            "INSERT INTO {schema}.schema_migrations (version, name)"
-                            " VALUES (%s, %s)"
+                            "INSERT INTO {schema}.schema_migrations (version, name) VALUES (%s, %s)"
                         ),
                         [version, name],
                     )
@@ -303,8 +298,6 @@ class PostgresStore(Store):
     def create_run(
         self, workflow: str, input: Any, idempotency_key: str | None, now: datetime
     ) -> tuple[str, bool]:
-        from psycopg.types.json import Jsonb
-
         run_id = uuid.uuid4()
         row = self._fetchone(
             self._sql["create_run"], [run_id, workflow, Jsonb(input), idempotency_key, now, now]
@@ -353,8 +346,6 @@ class PostgresStore(Store):
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
     ) -> list[Run]:
-        from psycopg import sql
-
         where: list[sql.Composable] = []
         params: list[Any] = []
         if workflow is not None:
@@ -366,14 +357,15 @@ class PostgresStore(Store):
         if before is not None:
             where.append(sql.SQL("(created_at, id) < (%s, %s)"))
             params.extend([before[0], uuid.UUID(before[1])])
-        query = sql.SQL("SELECT {cols} FROM {schema}.runs {where} ORDER BY created_at DESC, id DESC"
-                        " LIMIT %s").format(
+        query = sql.SQL(
+            "SELECT {cols} FROM {schema}.runs {where} ORDER BY created_at DESC, id DESC LIMIT %s"
+        ).format(
             cols=sql.SQL(_RUN_COLUMNS),
             schema=sql.Identifier(self.schema),
             where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
         )
         params.append(limit)
-        return [self._run(r) for r in self._fetchall(query.as_string(None), params)]  # type: ignore[arg-type]
+        return [self._run(r) for r in self._fetchall(query.as_string(None), params)]
 
     def get_history(self, run_id: str) -> list[StepAttempt]:
         key = self._uuid(run_id)
@@ -454,8 +446,6 @@ class PostgresStore(Store):
         writes: Sequence[StepWrite],
         now: datetime,
     ) -> None:
-        from psycopg.types.json import Jsonb
-
         self._fenced(
             self._sql["finish_pass"],
             {
@@ -496,8 +486,6 @@ class PostgresStore(Store):
         return run
 
     def cancel(self, run_id: str, reason: str | None, now: datetime) -> Run:
-        from psycopg.types.json import Jsonb
-
         key = self._uuid(run_id)
         if key is None:
             raise RunNotFound(run_id)

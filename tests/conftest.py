@@ -1,0 +1,84 @@
+"""Shared fixtures: one real Postgres per test session, a fresh schema per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from lambda_flow import Flow, PostgresStore, WorkflowService
+from lambda_flow.testing import TimeSkippingClock
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``LAMBDA_FLOW_TEST_DATABASE_URL`` if set, else a private embedded Postgres."""
+    url = os.environ.get("LAMBDA_FLOW_TEST_DATABASE_URL")
+    if url:
+        return url
+    from lambda_flow.local.embedded import embedded_database_url
+
+    return embedded_database_url(tmp_path_factory.mktemp("pg") / "data")
+
+
+@pytest.fixture
+def schema(database_url: str) -> Iterator[str]:
+    """A schema name of this test's own, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def store(database_url: str, schema: str) -> Iterator[PostgresStore]:
+    s = PostgresStore(database_url, schema=schema)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def db(database_url: str, schema: str) -> Iterator[psycopg.Connection[Any]]:
+    """A plain connection for asserting on what was (or was not) written."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        yield conn
+
+
+@pytest.fixture
+def clock() -> TimeSkippingClock:
+    return TimeSkippingClock()
+
+
+@pytest.fixture
+def flow() -> Flow:
+    return Flow()
+
+
+@pytest.fixture
+def service(flow: Flow, store: PostgresStore, clock: TimeSkippingClock) -> WorkflowService:
+    return WorkflowService(flow, store=store, clock=clock)
+
+
+@pytest.fixture
+def make_service(
+    flow: Flow, store: PostgresStore, clock: TimeSkippingClock
+) -> Callable[..., WorkflowService]:
+    """A service on the test's store and clock; keyword arguments override either."""
+
+    def make(**kwargs: Any) -> WorkflowService:
+        kwargs.setdefault("store", store)
+        kwargs.setdefault("clock", clock)
+        return WorkflowService(kwargs.pop("flow", flow), **kwargs)
+
+    return make
+
+
+def count_rows(conn: psycopg.Connection[Any], table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
