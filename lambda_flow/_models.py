@@ -68,7 +68,8 @@ class ErrorInfo(BaseModel):
     @classmethod
     def from_exception(cls, exc: BaseException, step_key: str | None = None) -> ErrorInfo:
         """Describe an exception without its traceback (which may hold secrets)."""
-        return cls(type=type(exc).__name__, message=str(exc), step_key=step_key)
+        key = step_key if step_key is not None else getattr(exc, "step_key", None)
+        return cls(type=type(exc).__name__, message=str(exc), step_key=key)
 
 
 class Run(BaseModel):

@@ -214,7 +214,7 @@ class OrchestrationPass:
         if isinstance(exc, Exception):
             return RunOutcome(
                 RunStatus.FAILED,
-                error=ErrorInfo.from_exception(exc, step_key=getattr(exc, "step_key", None)),
+                error=ErrorInfo.from_exception(exc),
             )
         if exc is not None:
             # KeyboardInterrupt, SystemExit, a simulated crash: the process is going away and
