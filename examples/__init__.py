@@ -1,0 +1,1 @@
+"""Example lambda-flow applications, used by ``lambda-flow demo`` and the docs."""
