@@ -21,11 +21,22 @@ from ._errors import (
     WorkflowNotFound,
 )
 from ._flow import Flow
-from ._models import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
+from ._models import (
+    AccessRequest,
+    Caller,
+    ErrorInfo,
+    Run,
+    RunStatus,
+    StepAttempt,
+    StepKind,
+    StepStatus,
+)
 from ._service import WorkflowService
 from .store.postgres import PostgresStore
 
 __all__ = [
+    "AccessRequest",
+    "Caller",
     "ConfigurationError",
     "Duration",
     "ErrorInfo",

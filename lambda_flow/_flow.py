@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._codec import Codec, codec_for, resolve_hints
 from ._errors import FunctionNotFound, LambdaFlowError, WorkflowNotFound
+from ._models import AccessRequest
 
 if TYPE_CHECKING:
     from ._context import WorkflowContext
@@ -48,6 +49,13 @@ class WorkflowDef:
     output: Codec
     description: str | None = None
     tags: tuple[str, ...] = field(default=())
+    authorize: Callable[[AccessRequest], bool] | None = None
+    """Decides whether a caller may start, read, resume or cancel runs (None: everyone the
+    API's own authorizer let through)."""
+
+    def allows(self, request: AccessRequest) -> bool:
+        """Ask the workflow's ``authorize`` hook; True when it has none."""
+        return True if self.authorize is None else bool(self.authorize(request))
 
     def validate_input(self, data: Any) -> Any:
         """The JSON-safe stored form of ``data`` after validation.
@@ -158,6 +166,7 @@ class Flow:
         name: str | None = None,
         description: str | None = None,
         tags: tuple[str, ...] | list[str] = (),
+        authorize: Callable[[AccessRequest], bool] | None = None,
     ) -> Callable[[F], F]: ...
 
     def workflow(
@@ -167,8 +176,13 @@ class Flow:
         name: str | None = None,
         description: str | None = None,
         tags: tuple[str, ...] | list[str] = (),
+        authorize: Callable[[AccessRequest], bool] | None = None,
     ) -> Any:
-        """Register a workflow: ``async def body(wf: WorkflowContext, data) -> result``."""
+        """Register a workflow: ``async def body(wf: WorkflowContext, data) -> result``.
+
+        ``authorize`` sees an :class:`AccessRequest` (caller, action, input or run id) for every
+        API call on this workflow and returns False to refuse it.
+        """
 
         def register(f: F) -> F:
             wname = name or f.__name__
@@ -190,6 +204,7 @@ class Flow:
                 output=codec_for(hints, "return"),
                 description=description or inspect.getdoc(f),
                 tags=tuple(tags),
+                authorize=authorize,
             )
             return f
 

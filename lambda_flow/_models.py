@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -120,3 +120,30 @@ class StepAttempt(BaseModel):
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds() * 1000
+
+
+class Caller(BaseModel):
+    """Who is calling, as the API Gateway authorizer established it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["iam", "jwt", "lambda", "anonymous"]
+    """How the caller was authenticated."""
+    principal: str | None = None
+    """The IAM user or role ARN, or the JWT ``sub``."""
+    claims: dict[str, Any] = {}
+    """JWT claims or Lambda authorizer context, as API Gateway passed them."""
+
+
+class AccessRequest(BaseModel):
+    """What a workflow's ``authorize`` hook is asked to allow."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    caller: Caller
+    action: Literal["start", "read", "resume", "cancel"]
+    workflow: str
+    input: Any = None
+    """The validated input (``start`` only)."""
+    run_id: str | None = None
+    """The run acted on (not for ``start``)."""

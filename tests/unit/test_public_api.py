@@ -6,6 +6,7 @@ import lambda_flow
 from lambda_flow import RunStatus, StepStatus, WorkflowContext, WorkflowService
 
 EXPECTED = {
+    "AccessRequest", "Caller",
     "ConfigurationError", "Duration", "ErrorInfo", "Flow", "FunctionNotFound", "InvalidDuration",
     "InvalidInput", "InvalidRunState", "LambdaFlowError", "LeaseLost", "NonDeterminismError",
     "NonRetryableError", "PostgresStore", "Run", "RunCancelled", "RunFailed", "RunNotFound",

@@ -1,0 +1,2 @@
+"""The pieces behind the Lambda entry points in ``handlers/``: settings, a per-process runtime,
+the HTTP API, the queue workers and the sweeper."""

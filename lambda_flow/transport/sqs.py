@@ -1,0 +1,111 @@
+"""Jobs over SQS: ids only, payloads stay in Postgres so SQS size limits never matter.
+
+Timers up to 15 minutes use ``DelaySeconds``; longer ones an EventBridge Scheduler one-time
+schedule (see :mod:`lambda_flow.transport.scheduler`) or, without one, a chain of 15-minute
+delays (a pass woken early just waits again).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .base import StepJob
+
+if TYPE_CHECKING:
+    from .scheduler import WakeupScheduler
+
+logger = logging.getLogger("lambda_flow")
+
+MAX_SQS_DELAY = timedelta(minutes=15)
+_BATCH = 10  # SendMessageBatch's limit
+
+
+def run_message(run_id: str) -> str:
+    """The orchestrator queue's message body for a pass of ``run_id``."""
+    return json.dumps({"run_id": run_id}, separators=(",", ":"))
+
+
+def step_message(job: StepJob) -> str:
+    """The step queue's message body for one attempt of one step."""
+    return json.dumps(
+        {"run_id": job.run_id, "step_key": job.step_key, "attempt": job.attempt},
+        separators=(",", ":"),
+    )
+
+
+class SqsJobQueue:
+    """The :class:`~lambda_flow.transport.base.JobQueue` of remote mode on AWS.
+
+    Args:
+        orchestrator_queue_url: where orchestration passes are requested.
+        step_queue_url: where RPC step attempts are requested.
+        client: a boto3 SQS client (one is made when omitted).
+        scheduler: creates EventBridge schedules for timers beyond 15 minutes.
+    """
+
+    def __init__(
+        self,
+        orchestrator_queue_url: str,
+        step_queue_url: str,
+        *,
+        client: Any = None,
+        scheduler: WakeupScheduler | None = None,
+    ) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("sqs")
+        self.orchestrator_queue_url = orchestrator_queue_url
+        self.step_queue_url = step_queue_url
+        self.client = client
+        self.scheduler = scheduler
+        self.sent = 0
+        """Messages sent by this queue (SendMessage entries, batch entries included)."""
+        self.calls = 0
+        """SQS API calls made by this queue."""
+
+    def enqueue_run(self, run_id: str, *, delay: timedelta | None = None) -> None:
+        seconds = 0 if delay is None else min(int(delay.total_seconds()), 900)
+        self.calls += 1
+        self.sent += 1
+        self.client.send_message(
+            QueueUrl=self.orchestrator_queue_url,
+            MessageBody=run_message(run_id),
+            DelaySeconds=max(seconds, 0),
+        )
+
+    def enqueue_steps(self, jobs: Sequence[StepJob]) -> None:
+        for start in range(0, len(jobs), _BATCH):
+            chunk = jobs[start : start + _BATCH]
+            self.calls += 1
+            self.sent += len(chunk)
+            response = self.client.send_message_batch(
+                QueueUrl=self.step_queue_url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": step_message(job)} for i, job in enumerate(chunk)
+                ],
+            )
+            for failure in response.get("Failed", []):
+                # The step stays 'scheduled' in Postgres; the sweeper sends it again.
+                job = chunk[int(failure["Id"])]
+                logger.warning(
+                    "step job not sent",
+                    extra={
+                        "run_id": job.run_id,
+                        "step": job.step_key,
+                        "code": failure.get("Code"),
+                    },
+                )
+
+    def wake_at(self, run_id: str, when: datetime, now: datetime) -> None:
+        """Ask for a pass of ``run_id`` at ``when``: an SQS delay, a schedule, or a chain."""
+        delay = when - now
+        if delay <= MAX_SQS_DELAY or self.scheduler is None:
+            self.enqueue_run(run_id, delay=max(delay, timedelta(0)))
+        else:
+            self.calls += 1
+            self.scheduler.schedule_wakeup(run_id, when)
