@@ -64,6 +64,10 @@ class InvalidInput(LambdaFlowError, ValueError):
         super().__init__(f"invalid input for {target}: {details}")
 
 
+class InvalidMessage(LambdaFlowError, ValueError):
+    """A queue message is not one lambda-flow sent: not JSON, or missing or malformed ids."""
+
+
 class InvalidRunState(LambdaFlowError):
     """The operation does not fit the run's current status (e.g. resuming a completed run)."""
 

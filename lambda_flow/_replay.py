@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,11 +41,13 @@ from ._errors import (
 )
 from ._models import ErrorInfo, RunStatus, StepKind, StepStatus
 from .store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
+from .transport.base import StepJob
 
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._flow import Flow, WorkflowDef
     from .store.base import Store
+    from .transport.base import JobQueue
 
 
 class _Abort(EngineSignal):
@@ -63,6 +65,8 @@ class Engine:
     """Who holds leases taken by this engine (host and process), for operators."""
     lease_ttl: timedelta = timedelta(seconds=30)
     """How long a pass's lease lasts without a write or heartbeat."""
+    queue: JobQueue | None = None
+    """Remote mode: RPC steps become jobs for step workers instead of running in the pass."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,10 @@ class OrchestrationPass:
         self._parked: list[tuple[str, asyncio.Future[None]]] = []
         self._timers: dict[str, tuple[datetime, asyncio.Future[None]]] = {}
         self._suspended: list[str] = []
+        self._external: set[str] = set()
+        self._outbox: list[tuple[StepWrite, StepJob]] = []
+        self._version = leased.version
+        self._stale = False
         self._executing = 0
         self._epoch = 0
         self._changed: asyncio.Event | None = None
@@ -124,11 +132,18 @@ class OrchestrationPass:
         if self._lost:
             return None
         outcome = self._outcome(body)
+        # Jobs of a run that just ended are dropped: they could only be refused by the worker.
+        outbox = [] if outcome.status.is_terminal else self._outbox
         try:
-            self.engine.store.finish_pass(self.lease, outcome, (), self.engine.clock.now())
+            version = self.engine.store.finish_pass(
+                self.lease, outcome, [w for w, _ in outbox], self.engine.clock.now()
+            )
         except LeaseLost:
             return None
-        return outcome
+        if outbox and self.engine.queue is not None:
+            self.engine.queue.enqueue_steps([job for _, job in outbox])
+        stale = self._stale or version != self._version + 1
+        return replace(outcome, changed_meanwhile=stale) if stale else outcome
 
     async def _body(self) -> Any:
         return await self.engine.flow.run_body(self.definition, WorkflowContext(self), self._input)
@@ -139,6 +154,8 @@ class OrchestrationPass:
             raise RuntimeError("pass not started")
         heartbeat = self.engine.lease_ttl.total_seconds() / 3
         while not body.done() and self._fatal is None and not self._lost:
+            if self._outbox and self._executing and await self._settled(busy_ok=True):
+                self._flush_outbox()
             if self._executing == 0 and self._waiting() and await self._settled():
                 if self._parked:
                     self._diverge_on_parked()
@@ -162,17 +179,25 @@ class OrchestrationPass:
                 self._fire_due_timers()
 
     def _waiting(self) -> bool:
-        return bool(self._timers or self._parked or self._suspended)
+        return bool(self._timers or self._parked or self._suspended or self._external)
 
-    async def _settled(self) -> bool:
-        """True once every branch of the body is blocked on the engine."""
+    def _flush_outbox(self) -> None:
+        """Commit the scheduled steps, then send their jobs (the commit is the outbox)."""
+        outbox, self._outbox = self._outbox, []
+        self._commit([w for w, _ in outbox])
+        if self.engine.queue is not None:
+            self.engine.queue.enqueue_steps([job for _, job in outbox])
+
+    async def _settled(self, *, busy_ok: bool = False) -> bool:
+        """True once every branch of the body is blocked on the engine (or, with ``busy_ok``,
+        on the engine or a running step)."""
         loop = asyncio.get_running_loop()
         ready = getattr(loop, "_ready", None)  # CPython's run queue; absent on other loops
         quiet = 0
         while True:
             epoch = self._epoch
             await asyncio.sleep(0)
-            if self._executing or self._fatal is not None or self._lost:
+            if (self._executing and not busy_ok) or self._fatal is not None or self._lost:
                 return False
             if epoch != self._epoch:
                 quiet = 0
@@ -313,7 +338,6 @@ class OrchestrationPass:
         finished_at = changes.pop("finished_at", None)
         step_input = changes.pop("input", None)
         record = replace(record, **changes)
-        now = self.engine.clock.now()
         write = StepWrite(
             key=record.key,
             name=record.name,
@@ -330,11 +354,20 @@ class OrchestrationPass:
             error=record.error,
             wake_at=record.wake_at,
         )
+        self._commit((write,))
+        return record
+
+    def _commit(self, writes: Sequence[StepWrite]) -> None:
+        now = self.engine.clock.now()
         try:
-            self.engine.store.write_steps(self.lease, (write,), now, now + self.engine.lease_ttl)
+            version = self.engine.store.write_steps(
+                self.lease, writes, now, now + self.engine.lease_ttl
+            )
         except LeaseLost:
             raise self._lose() from None
-        return record
+        if version != self._version + 1:
+            self._stale = True  # a worker stored a result meanwhile: another pass must follow
+        self._version = version
 
     async def _wait_until(self, key: str, when: datetime) -> None:
         if when <= self.engine.clock.now():
@@ -419,7 +452,34 @@ class OrchestrationPass:
             return spec.codec.load(record.result)
         elif record.status is StepStatus.FAILED:
             raise _step_failed(record)
+        if spec.kind is StepKind.RPC and self.engine.queue is not None:
+            return await self._remote_attempts(spec, record)
         return await self._attempts(spec, record)
+
+    async def _remote_attempts(self, spec: _StepSpec, record: StepRecord) -> Any:
+        """Schedule the step's next attempt as a job and wait (across passes) for a worker."""
+        if record.status is StepStatus.PENDING and record.wake_at is not None:
+            await self._wait_until(record.key, record.wake_at)  # a retry delay
+        if record.status is StepStatus.PENDING:
+            attempt = record.attempt + 1
+            write = StepWrite(
+                key=record.key,
+                name=record.name,
+                position=record.position,
+                kind=record.kind,
+                target=record.target,
+                status=StepStatus.SCHEDULED,
+                attempt=attempt,
+                attempt_status=StepStatus.SCHEDULED,
+                input=spec.input,
+                max_attempts=spec.retries + 1,
+                retry_delay_ms=int(spec.retry_delay.total_seconds() * 1000),
+            )
+            self._outbox.append((write, StepJob(self.run_id, record.key, attempt)))
+        # Scheduled or running: a worker stores the result, and a later pass returns it.
+        self._external.add(record.key)
+        self._touch()
+        await asyncio.get_running_loop().create_future()
 
     async def _attempts(self, spec: _StepSpec, record: StepRecord) -> Any:
         clock = self.engine.clock
@@ -473,7 +533,7 @@ class OrchestrationPass:
 
     def _finished_executing(self) -> None:
         self._executing -= 1
-        if self._timers or self._parked or self._suspended:
+        if self._waiting() or self._outbox:
             self._touch()
 
     # -- wf.sleep / wf.suspend / wf.cancel -------------------------------------------------

@@ -84,6 +84,7 @@ class WorkflowService:
             clock=self.clock,
             owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
             lease_ttl=parse_duration(lease_ttl),
+            queue=queue,
         )
 
     # -- starting runs ---------------------------------------------------------------------
@@ -183,6 +184,23 @@ class WorkflowService:
             self.store.finish_pass(leased.lease, outcome, (), self.clock.now())
             return outcome
         return await OrchestrationPass(self.engine, definition, leased).run()
+
+    def orchestrate(self, run_id: str) -> RunOutcome | None:
+        """Remote mode: run passes of ``run_id`` here until it finishes or parks; queue its
+        next timer. None when the run is not running or another pass holds it."""
+        return _run_sync(self.continue_run(run_id))
+
+    async def continue_run(self, run_id: str) -> RunOutcome | None:
+        """Async form of :meth:`orchestrate`."""
+        while True:
+            outcome = await self.run_pass(run_id)
+            if outcome is None or outcome.status is not RunStatus.RUNNING:
+                return outcome
+            if outcome.changed_meanwhile:
+                continue  # a worker stored a result while the pass ran: no lost wake-up
+            if outcome.wake_at is not None and self.queue is not None:
+                self.queue.wake_at(run_id, outcome.wake_at, self.clock.now())
+            return outcome
 
     async def _await_settled(self, run_id: str, deadline: datetime | None) -> None:
         poll = timedelta(milliseconds=200)

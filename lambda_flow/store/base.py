@@ -49,6 +49,8 @@ class LeasedRun:
     workflow: str
     input: Any
     created_at: datetime
+    version: int = 0
+    """The run's version when the lease was taken; every step result bumps it."""
     steps: dict[str, StepRecord] = field(default_factory=dict)
 
 
@@ -73,6 +75,50 @@ class StepWrite:
     result: Any = None
     error: ErrorInfo | None = None
     wake_at: datetime | None = None
+    max_attempts: int = 1
+    """The step's retry policy (attempts in all), for workers deciding on a retry."""
+    retry_delay_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepClaim:
+    """A worker's claim on one attempt of one RPC step (a lease with its own fencing token)."""
+
+    run_id: str
+    workflow: str
+    step_key: str
+    name: str
+    attempt: int
+    target: str
+    input: Any
+    token: int
+    max_attempts: int
+    retry_delay_ms: int
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What one claimed attempt came to."""
+
+    status: StepStatus
+    """The step's status after it: succeeded, failed (final) or pending (a retry is due)."""
+    attempt_status: StepStatus
+    """The attempt's own status: succeeded or failed."""
+    result: Any = None
+    error: ErrorInfo | None = None
+    wake_at: datetime | None = None
+    """When the retry is due (pending only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StuckWork:
+    """What the sweeper found without a way forward."""
+
+    run_ids: list[str]
+    """Runs to orchestrate again: a due timer, an expired pass lease, or nothing outstanding."""
+    step_jobs: list[tuple[str, str, int]]
+    """``(run_id, step_key, attempt)`` of step jobs never sent, or whose worker died."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +130,8 @@ class RunOutcome:
     error: ErrorInfo | None = None
     wake_at: datetime | None = None
     """The earliest timer the run waits for (None: nothing timed)."""
+    changed_meanwhile: bool = False
+    """Someone else (a step worker) wrote to the run during the pass: run another one."""
 
 
 @dataclass(slots=True)
@@ -144,8 +192,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def write_steps(
         self, lease: RunLease, writes: Sequence[StepWrite], now: datetime, lease_until: datetime
-    ) -> None:
-        """Commit step changes atomically, extending the lease.
+    ) -> int:
+        """Commit step changes atomically, extending the lease; return the run's new version.
 
         Raises:
             LeaseLost: the lease token moved on or the run stopped running; nothing was written.
@@ -158,8 +206,9 @@ class Store(abc.ABC):
         outcome: RunOutcome,
         writes: Sequence[StepWrite],
         now: datetime,
-    ) -> None:
-        """Commit the pass's last step changes and the run's outcome, releasing the lease.
+    ) -> int:
+        """Commit the pass's last step changes and the run's outcome, releasing the lease;
+        return the run's new version.
 
         Raises:
             LeaseLost: as for :meth:`write_steps`.
@@ -192,6 +241,36 @@ class Store(abc.ABC):
             RunNotFound: unknown run.
             InvalidRunState: the run has finished.
         """
+
+    @abc.abstractmethod
+    def claim_step(
+        self,
+        run_id: str,
+        step_key: str,
+        attempt: int,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> StepClaim | None:
+        """Claim one attempt of an RPC step for a worker, if it is scheduled (or its previous
+        claim expired) and its run is running; None for a duplicate or late job."""
+
+    @abc.abstractmethod
+    def complete_step(self, claim: StepClaim, outcome: StepOutcome, now: datetime) -> bool:
+        """Record the claimed attempt's outcome and bump the run's version.
+
+        Returns False (writing nothing) when the claim was lost or the run stopped.
+        """
+
+    @abc.abstractmethod
+    def fail_run(self, run_id: str, error: ErrorInfo, now: datetime) -> bool:
+        """Fail a running or suspended run (e.g. its message went to a dead-letter queue)."""
+
+    @abc.abstractmethod
+    def find_stuck(self, now: datetime, *, unsent_after: datetime, limit: int) -> StuckWork:
+        """Runs and step jobs that lost their way (invariant 6); ``unsent_after``: a scheduled
+        step untouched since before then is presumed never sent."""
 
     @abc.abstractmethod
     def close(self) -> None:

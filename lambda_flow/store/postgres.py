@@ -25,10 +25,13 @@ from .base import (
     LeasedRun,
     RunLease,
     RunOutcome,
+    StepClaim,
+    StepOutcome,
     StepRecord,
     StepWrite,
     Store,
     StoreStats,
+    StuckWork,
 )
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -87,6 +90,8 @@ def _write_rows(writes: Sequence[StepWrite]) -> str:
                 "result": w.result,
                 "error": None if w.error is None else w.error.model_dump(),
                 "wake_at": _iso(w.wake_at),
+                "max_attempts": w.max_attempts,
+                "retry_delay_ms": w.retry_delay_ms,
             }
             for w in writes
         ]
@@ -99,17 +104,20 @@ _STEP_WRITES = """
     SELECT * FROM jsonb_to_recordset(%(writes)s::jsonb) AS x(
         step_key text, name text, position integer, kind text, target text, status text,
         attempt integer, attempt_status text, started_at timestamptz, finished_at timestamptz,
-        input jsonb, result jsonb, error jsonb, wake_at timestamptz)
+        input jsonb, result jsonb, error jsonb, wake_at timestamptz, max_attempts integer,
+        retry_delay_ms bigint)
 ), s AS (
     INSERT INTO {schema}.steps AS st (run_id, step_key, position, name, kind, target, status,
-        attempt, input, result, error, wake_at, created_at, updated_at)
+        attempt, input, result, error, wake_at, max_attempts, retry_delay_ms, created_at,
+        updated_at)
     SELECT r.id, w.step_key, w.position, w.name, w.kind, w.target, w.status, w.attempt, w.input,
-        w.result, w.error, w.wake_at, %(now)s, %(now)s
+        w.result, w.error, w.wake_at, w.max_attempts, w.retry_delay_ms, %(now)s, %(now)s
     FROM r CROSS JOIN w
     ON CONFLICT (run_id, step_key) DO UPDATE SET
         status = EXCLUDED.status, attempt = EXCLUDED.attempt,
         input = coalesce(EXCLUDED.input, st.input), result = EXCLUDED.result,
-        error = EXCLUDED.error, wake_at = EXCLUDED.wake_at, updated_at = EXCLUDED.updated_at
+        error = EXCLUDED.error, wake_at = EXCLUDED.wake_at, updated_at = EXCLUDED.updated_at,
+        max_attempts = EXCLUDED.max_attempts, retry_delay_ms = EXCLUDED.retry_delay_ms
 ), a AS (
     INSERT INTO {schema}.step_attempts AS sa (run_id, step_key, attempt, step_name, kind, status,
         result, error, created_at, started_at, finished_at)
@@ -183,7 +191,7 @@ class PostgresStore(Store):
                 " lease_expires_at = %(until)s, lease_token = lease_token + 1"
                 " WHERE id = %(run_id)s AND status = 'running'"
                 " AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)"
-                " RETURNING lease_token, workflow, input, created_at"
+                " RETURNING lease_token, workflow, input, created_at, version"
             ),
             "steps": q(
                 "SELECT step_key, name, position, kind, target, status, attempt, result, error,"
@@ -206,7 +214,7 @@ class PostgresStore(Store):
             "renew": q(
                 "UPDATE {schema}.runs SET lease_expires_at = %(until)s"
                 " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
-                " RETURNING id"
+                " RETURNING version"
             ),
             "resume": q(
                 "WITH r AS (UPDATE {schema}.runs SET status = 'running', updated_at = %(now)s,"
@@ -219,6 +227,65 @@ class PostgresStore(Store):
                 " finished_at = %(now)s FROM s WHERE sa.run_id = s.run_id"
                 " AND sa.step_key = s.step_key AND sa.attempt = s.attempt)"
                 " SELECT count(*) FROM r"
+            ),
+            "claim_step": q(
+                "WITH s AS (UPDATE {schema}.steps st SET status = 'running',"
+                " lease_owner = %(owner)s, lease_expires_at = %(until)s,"
+                " lease_token = st.lease_token + 1, updated_at = %(now)s"
+                " FROM {schema}.runs r"
+                " WHERE st.run_id = %(run_id)s AND st.step_key = %(step_key)s"
+                " AND st.attempt = %(attempt)s AND st.kind = 'rpc'"
+                " AND (st.status = 'scheduled'"
+                " OR (st.status = 'running' AND st.lease_expires_at <= %(now)s))"
+                " AND r.id = st.run_id AND r.status = 'running'"
+                " RETURNING st.run_id, r.workflow, st.step_key, st.name, st.attempt, st.target,"
+                " st.input, st.lease_token, st.max_attempts, st.retry_delay_ms),"
+                " a AS (UPDATE {schema}.step_attempts sa SET status = 'running',"
+                " started_at = %(now)s FROM s WHERE sa.run_id = s.run_id"
+                " AND sa.step_key = s.step_key AND sa.attempt = s.attempt)"
+                " SELECT * FROM s"
+            ),
+            "complete_step": q(
+                "WITH s AS (UPDATE {schema}.steps SET status = %(status)s, result = %(result)s,"
+                " error = %(error)s, wake_at = %(wake_at)s, lease_owner = NULL,"
+                " lease_expires_at = NULL, updated_at = %(now)s"
+                " WHERE run_id = %(run_id)s AND step_key = %(step_key)s"
+                " AND attempt = %(attempt)s AND lease_token = %(token)s AND status = 'running'"
+                " AND EXISTS (SELECT 1 FROM {schema}.runs WHERE id = %(run_id)s"
+                " AND status = 'running') RETURNING run_id, step_key, attempt),"
+                " a AS (UPDATE {schema}.step_attempts sa SET status = %(attempt_status)s,"
+                " result = %(result)s, error = %(error)s, finished_at = %(now)s FROM s"
+                " WHERE sa.run_id = s.run_id AND sa.step_key = s.step_key"
+                " AND sa.attempt = s.attempt),"
+                " r AS (UPDATE {schema}.runs SET version = version + 1, updated_at = %(now)s"
+                " FROM s WHERE {schema}.runs.id = s.run_id)"
+                " SELECT count(*) FROM s"
+            ),
+            "fail_run": q(
+                "UPDATE {schema}.runs SET status = 'failed', error = %(error)s, wake_at = NULL,"
+                " lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1,"
+                " version = version + 1, updated_at = %(now)s"
+                " WHERE id = %(run_id)s AND status IN ('running', 'suspended') RETURNING id"
+            ),
+            "stuck_runs": q(
+                "SELECT id FROM {schema}.runs r WHERE r.status = 'running'"
+                " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)"
+                " AND ((r.wake_at IS NOT NULL AND r.wake_at <= %(now)s)"
+                " OR r.lease_expires_at IS NOT NULL"
+                " OR (r.wake_at IS NULL AND r.updated_at <= %(unsent_after)s"
+                " AND NOT EXISTS (SELECT 1 FROM {schema}.steps s WHERE s.run_id = r.id"
+                " AND s.kind = 'rpc' AND s.status IN ('scheduled', 'running'))))"
+                " ORDER BY r.updated_at LIMIT %(limit)s"
+            ),
+            "stuck_steps": q(
+                "UPDATE {schema}.steps st SET updated_at = %(now)s FROM {schema}.runs r"
+                " WHERE (st.run_id, st.step_key) IN (SELECT s.run_id, s.step_key"
+                " FROM {schema}.steps s WHERE s.kind = 'rpc'"
+                " AND ((s.status = 'scheduled' AND s.updated_at <= %(unsent_after)s)"
+                " OR (s.status = 'running' AND s.lease_expires_at <= %(now)s))"
+                " ORDER BY s.updated_at LIMIT %(limit)s)"
+                " AND r.id = st.run_id AND r.status = 'running'"
+                " RETURNING st.run_id, st.step_key, st.attempt"
             ),
             "cancel": q(
                 "UPDATE {schema}.runs SET status = 'cancelled', error = %(error)s,"
@@ -404,6 +471,7 @@ class PostgresStore(Store):
             workflow=row[1],
             input=row[2],
             created_at=row[3],
+            version=row[4],
         )
         for s in self._fetchall(self._sql["steps"], [key]):
             leased.steps[s[0]] = StepRecord(
@@ -420,14 +488,16 @@ class PostgresStore(Store):
             )
         return leased
 
-    def _fenced(self, query: str, params: dict[str, Any], lease: RunLease) -> None:
-        if self._fetchone(query, params) is None:
+    def _fenced(self, query: str, params: dict[str, Any], lease: RunLease) -> int:
+        row = self._fetchone(query, params)
+        if row is None:
             raise LeaseLost(lease.run_id)
+        return int(row[0])
 
     def write_steps(
         self, lease: RunLease, writes: Sequence[StepWrite], now: datetime, lease_until: datetime
-    ) -> None:
-        self._fenced(
+    ) -> int:
+        return self._fenced(
             self._sql["write_steps"],
             {
                 "run_id": lease.run_id,
@@ -445,8 +515,8 @@ class PostgresStore(Store):
         outcome: RunOutcome,
         writes: Sequence[StepWrite],
         now: datetime,
-    ) -> None:
-        self._fenced(
+    ) -> int:
+        return self._fenced(
             self._sql["finish_pass"],
             {
                 "run_id": lease.run_id,
@@ -467,6 +537,84 @@ class PostgresStore(Store):
             {"run_id": lease.run_id, "token": lease.token, "until": lease_until},
             lease,
         )
+
+    # -- step workers and the sweeper --------------------------------------------------------
+    def claim_step(
+        self,
+        run_id: str,
+        step_key: str,
+        attempt: int,
+        *,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> StepClaim | None:
+        key = self._uuid(run_id)
+        if key is None:
+            return None
+        row = self._fetchone(
+            self._sql["claim_step"],
+            {
+                "run_id": key,
+                "step_key": step_key,
+                "attempt": attempt,
+                "owner": owner,
+                "now": now,
+                "until": lease_until,
+            },
+        )
+        if row is None:
+            return None
+        return StepClaim(
+            run_id=str(row[0]),
+            workflow=row[1],
+            step_key=row[2],
+            name=row[3],
+            attempt=row[4],
+            target=row[5],
+            input=row[6],
+            token=row[7],
+            max_attempts=row[8],
+            retry_delay_ms=row[9],
+            started_at=now,
+        )
+
+    def complete_step(self, claim: StepClaim, outcome: StepOutcome, now: datetime) -> bool:
+        write = outcome
+        row = self._fetchone(
+            self._sql["complete_step"],
+            {
+                "run_id": uuid.UUID(claim.run_id),
+                "step_key": claim.step_key,
+                "attempt": claim.attempt,
+                "token": claim.token,
+                "status": write.status.value,
+                "attempt_status": write.attempt_status.value,
+                "result": None if write.result is None else Jsonb(write.result),
+                "error": None if write.error is None else Jsonb(write.error.model_dump()),
+                "wake_at": write.wake_at,
+                "now": now,
+            },
+        )
+        return bool(row and row[0])
+
+    def fail_run(self, run_id: str, error: ErrorInfo, now: datetime) -> bool:
+        key = self._uuid(run_id)
+        if key is None:
+            return False
+        row = self._fetchone(
+            self._sql["fail_run"], {"run_id": key, "error": Jsonb(error.model_dump()), "now": now}
+        )
+        return row is not None
+
+    def find_stuck(self, now: datetime, *, unsent_after: datetime, limit: int) -> StuckWork:
+        params = {"now": now, "unsent_after": unsent_after, "limit": limit}
+        runs = [str(r[0]) for r in self._fetchall(self._sql["stuck_runs"], params)]
+        steps = [
+            (str(r[0]), str(r[1]), int(r[2]))
+            for r in self._fetchall(self._sql["stuck_steps"], params)
+        ]
+        return StuckWork(run_ids=runs, step_jobs=steps)
 
     # -- operator actions ------------------------------------------------------------------
     def _require(self, run_id: str) -> Run:

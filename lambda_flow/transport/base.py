@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from .._errors import InvalidMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +35,63 @@ class JobQueue(Protocol):
     def enqueue_steps(self, jobs: Sequence[StepJob]) -> None:
         """Ask workers to run these step attempts."""
         ...
+
+    def wake_at(self, run_id: str, when: datetime, now: datetime) -> None:
+        """Ask for a pass of ``run_id`` at ``when`` (a timer: sleep or retry delay)."""
+        ...
+
+
+def _body(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(raw, Mapping):
+        return raw
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidMessage(f"message body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidMessage("message body must be a JSON object")
+    return body
+
+
+def _run_id(body: Mapping[str, Any]) -> str:
+    value = body.get("run_id")
+    if not isinstance(value, str):
+        raise InvalidMessage("message has no run_id")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidMessage(f"run_id {value!r} is not a UUID") from None
+
+
+def parse_run_message(raw: str | bytes | Mapping[str, Any]) -> str:
+    """The run id of an orchestrator message ``{"run_id": ...}``.
+
+    Raises:
+        InvalidMessage: naming what is wrong with the message.
+    """
+    return _run_id(_body(raw))
+
+
+def parse_step_message(raw: str | bytes | Mapping[str, Any]) -> StepJob:
+    """The job of a step message ``{"run_id", "step_key", "attempt"}``.
+
+    Raises:
+        InvalidMessage: naming what is wrong with the message.
+    """
+    body = _body(raw)
+    run_id = _run_id(body)
+    step_key = body.get("step_key")
+    attempt = body.get("attempt")
+    if not isinstance(step_key, str) or not step_key:
+        raise InvalidMessage("message has no step_key")
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise InvalidMessage(f"attempt must be a whole number >= 1, got {attempt!r}")
+    return StepJob(run_id=run_id, step_key=step_key, attempt=attempt)
+
+
+def message_run_id(raw: str | bytes | Mapping[str, Any]) -> str | None:
+    """The run a message names, if it names one validly (for dead-letter bookkeeping)."""
+    try:
+        return _run_id(_body(raw))
+    except InvalidMessage:
+        return None

@@ -1,0 +1,87 @@
+"""What the queue consumers do with a message, shared by the Lambda handlers and the local
+runtime: orchestrate a run, run a step job, or sweep for work that lost its way."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from ._service import _run_sync
+from ._worker import JobResult, StepRunner
+from .transport.base import StepJob, parse_run_message, parse_step_message
+
+if TYPE_CHECKING:
+    from ._service import WorkflowService
+    from .store.base import RunOutcome
+
+logger = logging.getLogger("lambda_flow")
+
+Body = str | bytes | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep re-drove."""
+
+    runs: list[str]
+    step_jobs: list[StepJob]
+
+
+class Dispatcher:
+    """Turns queue messages into engine work for one service (in remote mode).
+
+    Args:
+        service: a service with a queue configured.
+        step_timeout: how long a worker's claim on a step lasts.
+    """
+
+    def __init__(
+        self, service: WorkflowService, *, step_timeout: timedelta = timedelta(minutes=5)
+    ) -> None:
+        self.service = service
+        self.runner = StepRunner(service, step_timeout=step_timeout)
+
+    def run_message(self, body: Body) -> RunOutcome | None:
+        """Handle an orchestrator message ``{"run_id"}``.
+
+        Raises:
+            InvalidMessage: the body is not such a message.
+        """
+        return self.service.orchestrate(parse_run_message(body))
+
+    def step_message(self, body: Body) -> JobResult:
+        """Handle a step message ``{"run_id", "step_key", "attempt"}``.
+
+        Raises:
+            InvalidMessage: the body is not such a message.
+        """
+        job = parse_step_message(body)
+        return _run_sync(self.runner.run(job.run_id, job.step_key, job.attempt))
+
+    def sweep(
+        self, *, unsent_after: timedelta = timedelta(minutes=2), limit: int = 100
+    ) -> SweepReport:
+        """Re-drive runs and step jobs that lost their way (invariant 6).
+
+        Due timers, passes that died holding a lease, runs with nothing outstanding, step jobs
+        never sent (scheduled longer than ``unsent_after`` ago) and steps whose worker died
+        (claim expired). Duplicates this may create are harmless: claims and leases dedupe.
+        """
+        queue = self.service.queue
+        if queue is None:
+            raise RuntimeError("sweeping needs a queue (remote mode)")
+        now = self.service.clock.now()
+        stuck = self.service.store.find_stuck(now, unsent_after=now - unsent_after, limit=limit)
+        for run_id in stuck.run_ids:
+            queue.enqueue_run(run_id)
+        jobs = [StepJob(run_id, key, attempt) for run_id, key, attempt in stuck.step_jobs]
+        if jobs:
+            queue.enqueue_steps(jobs)
+        if stuck.run_ids or jobs:
+            logger.info(
+                "sweeper re-drove work", extra={"runs": len(stuck.run_ids), "step_jobs": len(jobs)}
+            )
+        return SweepReport(runs=stuck.run_ids, step_jobs=jobs)

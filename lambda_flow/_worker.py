@@ -1,0 +1,115 @@
+"""Step workers: run one attempt of one RPC step, then carry the run on.
+
+A worker claims the attempt (a lease on the step row with its own fencing token), runs the
+registered function, stores the outcome and bumps the run's version in one statement, then
+continues the orchestration in the same process when it can take the run's lease; otherwise it
+queues a pass. Duplicate and late jobs find nothing to claim and do nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from ._context import StepInfo, running_step
+from ._errors import FunctionNotFound, InvalidInput, NonRetryableError
+from ._models import ErrorInfo, StepStatus
+from .store.base import StepOutcome
+
+if TYPE_CHECKING:
+    from ._service import WorkflowService
+
+logger = logging.getLogger("lambda_flow")
+
+
+class JobResult(StrEnum):
+    """What handling one step job came to."""
+
+    SKIPPED = "skipped"
+    """Nothing to claim: a duplicate, late or stale job, or the run has stopped."""
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"
+    """The attempt failed and another is due after the step's retry delay."""
+    FAILED = "failed"
+    """The attempt failed and was the last one."""
+    LOST = "lost"
+    """The claim expired and another worker took the step over; this result was dropped."""
+
+
+class StepRunner:
+    """Runs step jobs for one service (its flow, store, clock and queue).
+
+    Args:
+        service: the service whose workflows the steps belong to.
+        step_timeout: how long a claim lasts; after it another worker may take the step.
+    """
+
+    def __init__(
+        self, service: WorkflowService, *, step_timeout: timedelta = timedelta(minutes=5)
+    ) -> None:
+        self.service = service
+        self.step_timeout = step_timeout
+
+    async def run(self, run_id: str, step_key: str, attempt: int) -> JobResult:
+        """Handle one ``{"run_id", "step_key", "attempt"}`` job."""
+        engine = self.service.engine
+        clock = engine.clock
+        now = clock.now()
+        claim = engine.store.claim_step(
+            run_id,
+            step_key,
+            attempt,
+            owner=engine.owner,
+            now=now,
+            lease_until=now + self.step_timeout,
+        )
+        if claim is None:
+            logger.info(
+                "step job skipped",
+                extra={"run_id": run_id, "step": step_key, "attempt": attempt},
+            )
+            return JobResult.SKIPPED
+        info = StepInfo(run_id, step_key, attempt, claim.name, claim.workflow)
+        try:
+            function = engine.flow.get_function(claim.target)
+            with running_step(info):
+                result = await function.invoke(claim.input)
+        except Exception as exc:  # noqa: BLE001 - any failure of user code is data: store it
+            finished = clock.now()
+            final = attempt >= claim.max_attempts or isinstance(
+                exc, NonRetryableError | InvalidInput | FunctionNotFound
+            )
+            outcome = StepOutcome(
+                status=StepStatus.FAILED if final else StepStatus.PENDING,
+                attempt_status=StepStatus.FAILED,
+                error=ErrorInfo.from_exception(exc, step_key=step_key),
+                wake_at=None if final else finished + timedelta(milliseconds=claim.retry_delay_ms),
+            )
+            verdict = JobResult.FAILED if final else JobResult.RETRYING
+        else:
+            outcome = StepOutcome(
+                status=StepStatus.SUCCEEDED, attempt_status=StepStatus.SUCCEEDED, result=result
+            )
+            verdict = JobResult.SUCCEEDED
+        if not engine.store.complete_step(claim, outcome, clock.now()):
+            logger.warning(
+                "step result dropped: claim lost",
+                extra={"run_id": run_id, "workflow": claim.workflow, "step": step_key},
+            )
+            return JobResult.LOST
+        logger.info(
+            "step attempt finished",
+            extra={
+                "run_id": run_id,
+                "workflow": claim.workflow,
+                "step": step_key,
+                "attempt": attempt,
+                "outcome": verdict.value,
+            },
+        )
+        # Carry the run on here when its lease is free; otherwise make sure a pass follows.
+        if await self.service.continue_run(run_id) is None and self.service.queue is not None:
+            self.service.queue.enqueue_run(run_id)
+        return verdict
