@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from ._errors import (
     StepFailed,
 )
 from ._models import ErrorInfo, RunStatus, StepKind, StepStatus
+from ._observe import LoggingObserver, Observer
 from .store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
 from .transport.base import StepJob
 
@@ -67,6 +68,8 @@ class Engine:
     """How long a pass's lease lasts without a write or heartbeat."""
     queue: JobQueue | None = None
     """Remote mode: RPC steps become jobs for step workers instead of running in the pass."""
+    observer: Observer = field(default_factory=LoggingObserver)
+    """Told about every attempt and every finished run (logs, traces, metrics)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class OrchestrationPass:
         self.lease = leased.lease
         self.run_id = leased.lease.run_id
         self._input = leased.input
+        self._created_at = leased.created_at
         self._recorded = leased.steps
         # Steps recorded before this pass that the body has not asked for yet, oldest first.
         self._unclaimed = dict(sorted(leased.steps.items(), key=lambda kv: kv[1].position))
@@ -142,6 +146,11 @@ class OrchestrationPass:
             return None
         if outbox and self.engine.queue is not None:
             self.engine.queue.enqueue_steps([job for _, job in outbox])
+        if outcome.status is not RunStatus.RUNNING:
+            elapsed = (self.engine.clock.now() - self._created_at).total_seconds()
+            self.engine.observer.run_finished(
+                self.run_id, self.definition.name, outcome.status, elapsed
+            )
         stale = self._stale or version != self._version + 1
         return replace(outcome, changed_meanwhile=stale) if stale else outcome
 
@@ -483,6 +492,7 @@ class OrchestrationPass:
 
     async def _attempts(self, spec: _StepSpec, record: StepRecord) -> Any:
         clock = self.engine.clock
+        observer = self.engine.observer
         while True:
             if record.status is StepStatus.PENDING and record.wake_at is not None:
                 await self._wait_until(record.key, record.wake_at)
@@ -492,11 +502,12 @@ class OrchestrationPass:
             self._executing += 1
             self._epoch += 1
             try:
-                with running_step(info):
+                with running_step(info), observer.step(info, spec.kind):
                     result = await spec.invoke()
             except Exception as exc:  # a step's failure is data: record it, maybe retry
                 self._finished_executing()
                 final = attempt > spec.retries or isinstance(exc, NonRetryableError | InvalidInput)
+                observer.step_finished(info, spec.kind, StepStatus.FAILED, retrying=not final)
                 finished = clock.now()
                 record = self._write(
                     record,
@@ -517,6 +528,7 @@ class OrchestrationPass:
                 self._finished_executing()
                 raise
             self._finished_executing()
+            observer.step_finished(info, spec.kind, StepStatus.SUCCEEDED, retrying=False)
             record = self._write(
                 record,
                 StepStatus.SUCCEEDED,

@@ -26,6 +26,7 @@ from ._errors import (
 )
 from ._flow import Flow
 from ._models import ErrorInfo, Run, RunStatus, StepAttempt
+from ._observe import LoggingObserver, Observer
 from ._replay import Engine, OrchestrationPass
 from .store.base import RunOutcome, Store
 from .transport.base import JobQueue
@@ -57,6 +58,7 @@ class WorkflowService:
         queue: a job queue for remote mode; None runs inline.
         clock: the source of time; ``lambda_flow.testing.TimeSkippingClock`` in tests.
         lease_ttl: how long an orchestration pass holds a run without writing.
+        observer: told about every step attempt and finished run (logs, traces, metrics).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class WorkflowService:
         *,
         clock: Clock | None = None,
         lease_ttl: Duration = "30s",
+        observer: Observer | None = None,
     ) -> None:
         if store is None:
             from .store.postgres import PostgresStore
@@ -85,6 +88,7 @@ class WorkflowService:
             owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
             lease_ttl=parse_duration(lease_ttl),
             queue=queue,
+            observer=observer or LoggingObserver(),
         )
 
     # -- starting runs ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ._context import StepInfo, running_step
 from ._errors import FunctionNotFound, InvalidInput, NonRetryableError
-from ._models import ErrorInfo, StepStatus
+from ._models import ErrorInfo, StepKind, StepStatus
 from .store.base import StepOutcome
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class StepRunner:
         info = StepInfo(run_id, step_key, attempt, claim.name, claim.workflow)
         try:
             function = engine.flow.get_function(claim.target)
-            with running_step(info):
+            with running_step(info), engine.observer.step(info, StepKind.RPC):
                 result = await function.invoke(claim.input)
         except Exception as exc:  # noqa: BLE001 - any failure of user code is data: store it
             finished = clock.now()
@@ -88,11 +88,13 @@ class StepRunner:
                 wake_at=None if final else finished + timedelta(milliseconds=claim.retry_delay_ms),
             )
             verdict = JobResult.FAILED if final else JobResult.RETRYING
+            engine.observer.step_finished(info, StepKind.RPC, StepStatus.FAILED, retrying=not final)
         else:
             outcome = StepOutcome(
                 status=StepStatus.SUCCEEDED, attempt_status=StepStatus.SUCCEEDED, result=result
             )
             verdict = JobResult.SUCCEEDED
+            engine.observer.step_finished(info, StepKind.RPC, StepStatus.SUCCEEDED, retrying=False)
         if not engine.store.complete_step(claim, outcome, clock.now()):
             logger.warning(
                 "step result dropped: claim lost",

@@ -28,6 +28,21 @@ ENV_SCHEDULER_ROLE_ARN = "LAMBDA_FLOW_SCHEDULER_ROLE_ARN"
 ENV_MAX_BODY_BYTES = "LAMBDA_FLOW_MAX_BODY_BYTES"
 ENV_MAX_RECEIVES = "LAMBDA_FLOW_MAX_RECEIVES"
 ENV_STEP_TIMEOUT = "LAMBDA_FLOW_STEP_TIMEOUT_SECONDS"
+ENV_TRIGGER_WORKFLOW = "LAMBDA_FLOW_TRIGGER_WORKFLOW"
+"""The workflow a queue or schedule trigger function starts."""
+
+
+def trigger_workflow(env: Mapping[str, str] | None = None) -> str:
+    """The workflow name a trigger function starts (``LAMBDA_FLOW_TRIGGER_WORKFLOW``).
+
+    Raises:
+        ConfigurationError: the variable is not set.
+    """
+    name = (os.environ if env is None else env).get(ENV_TRIGGER_WORKFLOW, "").strip()
+    if not name:
+        raise ConfigurationError(f"{ENV_TRIGGER_WORKFLOW} is not set: name the workflow to start")
+    return name
+
 
 _QUEUE_URL = re.compile(r"^https?://[^/\s]+/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._flow import Flow
+from .._observe import Observer
 from .._service import WorkflowService
 from ..store.postgres import PostgresStore
 from ..transport.scheduler import WakeupScheduler
@@ -53,6 +54,7 @@ def get_runtime(
     sqs_client: Any = None,
     scheduler_client: Any = None,
     secrets_client: Any = None,
+    observer: Observer | None = None,
     **overrides: Any,
 ) -> Runtime:
     """The process's runtime for these settings (from ``overrides`` and the environment).
@@ -94,7 +96,7 @@ def get_runtime(
         flow=flow,
         store=store,
         queue=queue,
-        service=WorkflowService(flow, store=store, queue=queue),
+        service=WorkflowService(flow, store=store, queue=queue, observer=observer),
     )
     _runtimes[settings] = runtime
     return runtime

@@ -1,0 +1,18 @@
+"""Lambda entry point: orchestration passes for ``{"run_id"}`` messages (SQS batch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers._common import setup
+from lambda_flow.aws.workers import orchestrator_handler
+
+logger, tracer, metrics, runtime = setup("orchestrator")
+_handle = orchestrator_handler(runtime.service, max_receives=runtime.settings.max_receives)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _handle(event, context)

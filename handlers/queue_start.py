@@ -1,0 +1,22 @@
+"""Lambda entry point: start ``LAMBDA_FLOW_TRIGGER_WORKFLOW`` once per message of an SQS queue
+(the message body is the input; the message id makes the start idempotent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers._common import setup
+from lambda_flow.aws.config import trigger_workflow
+from lambda_flow.aws.workers import queue_trigger_handler
+
+logger, tracer, metrics, runtime = setup("queue-start")
+_handle = queue_trigger_handler(
+    runtime.service, trigger_workflow(), max_receives=runtime.settings.max_receives
+)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _handle(event, context)

@@ -1,0 +1,24 @@
+"""Lambda entry point: one RPC step attempt per ``{"run_id", "step_key", "attempt"}`` message
+(SQS batch), continuing the orchestration in the same invocation when it can."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from handlers._common import setup
+from lambda_flow.aws.workers import step_worker_handler
+
+logger, tracer, metrics, runtime = setup("step-worker")
+_handle = step_worker_handler(
+    runtime.service,
+    max_receives=runtime.settings.max_receives,
+    step_timeout=timedelta(seconds=runtime.settings.step_timeout_seconds),
+)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _handle(event, context)

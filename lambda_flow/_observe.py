@@ -1,0 +1,74 @@
+"""Hooks for logs, traces and metrics around steps and runs.
+
+The engine calls an :class:`Observer`; the default one only logs through the standard library.
+``lambda_flow.aws.observability`` plugs in powertools (structured logs, X-Ray subsegments, EMF).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Protocol
+
+from ._context import StepInfo
+from ._models import RunStatus, StepKind, StepStatus
+
+logger = logging.getLogger("lambda_flow")
+
+
+class Observer(Protocol):
+    """What the engine reports while it works."""
+
+    def step(self, info: StepInfo, kind: StepKind) -> contextlib.AbstractContextManager[None]:
+        """Wraps one attempt of one step (a trace span)."""
+        ...
+
+    def step_finished(
+        self, info: StepInfo, kind: StepKind, status: StepStatus, *, retrying: bool
+    ) -> None:
+        """One attempt ended: succeeded, or failed (``retrying`` when another is due)."""
+        ...
+
+    def run_finished(
+        self, run_id: str, workflow: str, status: RunStatus, duration_seconds: float
+    ) -> None:
+        """A run reached a final status (or suspended)."""
+        ...
+
+
+class LoggingObserver:
+    """Structured records on the ``lambda_flow`` logger; no traces or metrics."""
+
+    @contextlib.contextmanager
+    def step(self, info: StepInfo, kind: StepKind) -> Iterator[None]:
+        yield
+
+    def step_finished(
+        self, info: StepInfo, kind: StepKind, status: StepStatus, *, retrying: bool
+    ) -> None:
+        logger.debug(
+            "step attempt finished",
+            extra={
+                "run_id": info.run_id,
+                "workflow": info.workflow,
+                "step": info.step_id,
+                "attempt": info.attempt,
+                "kind": kind.value,
+                "status": status.value,
+                "retrying": retrying,
+            },
+        )
+
+    def run_finished(
+        self, run_id: str, workflow: str, status: RunStatus, duration_seconds: float
+    ) -> None:
+        logger.info(
+            "run finished",
+            extra={
+                "run_id": run_id,
+                "workflow": workflow,
+                "status": status.value,
+                "duration_seconds": round(duration_seconds, 3),
+            },
+        )
