@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .._clock import Clock
 from .._flow import Flow
 from .._observe import Observer
 from .._service import WorkflowService
@@ -55,9 +56,14 @@ def get_runtime(
     scheduler_client: Any = None,
     secrets_client: Any = None,
     observer: Observer | None = None,
+    clock: Clock | None = None,
     **overrides: Any,
 ) -> Runtime:
     """The process's runtime for these settings (from ``overrides`` and the environment).
+
+    The first call for given settings builds it; later calls return the same one (the clients,
+    observer and clock of the first call stay: tests build it first with a time-skipping clock
+    and moto clients, then import the handler modules).
 
     Raises:
         ConfigurationError: a setting is missing or malformed (named in the message).
@@ -96,7 +102,7 @@ def get_runtime(
         flow=flow,
         store=store,
         queue=queue,
-        service=WorkflowService(flow, store=store, queue=queue, observer=observer),
+        service=WorkflowService(flow, store=store, queue=queue, observer=observer, clock=clock),
     )
     _runtimes[settings] = runtime
     return runtime
