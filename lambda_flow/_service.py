@@ -122,6 +122,27 @@ class WorkflowService:
             RunFailed, RunCancelled, RunSuspended: the run ended (or parked) without output.
             RunTimedOut: ``timeout`` passed first; the run itself goes on.
         """
+        run = self.start_and_wait(name, input, timeout=timeout, idempotency_key=idempotency_key)
+        return self._output(run.id)
+
+    def start_and_wait(
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        timeout: Duration | None = None,
+        idempotency_key: str | None = None,
+        poll: Duration = "250ms",
+    ) -> Run:
+        """Start a run and wait up to ``timeout`` for it to leave ``running``; return it as it
+        then is (completed, failed, cancelled, suspended, or still running).
+
+        Inline mode drives it here, stopping at the first timer past the deadline; remote mode
+        polls the store every ``poll`` on the service's clock.
+
+        Raises:
+            WorkflowNotFound, InvalidInput: as :meth:`start` (nothing is written).
+        """
         deadline = None if timeout is None else self.clock.now() + parse_duration(timeout)
         run_id, created = self._create(name, input, idempotency_key)
         if self.queue is None:
@@ -130,8 +151,8 @@ class WorkflowService:
         else:
             if created:
                 self.queue.enqueue_run(run_id)
-            _run_sync(self._await_settled(run_id, deadline))
-        return self._output(run_id)
+            _run_sync(self._await_settled(run_id, deadline, parse_duration(poll)))
+        return self._require(run_id)
 
     def _create(self, name: str, input: Any, idempotency_key: str | None) -> tuple[str, bool]:
         definition = self.flow.get_workflow(name)
@@ -206,8 +227,7 @@ class WorkflowService:
                 self.queue.wake_at(run_id, outcome.wake_at, self.clock.now())
             return outcome
 
-    async def _await_settled(self, run_id: str, deadline: datetime | None) -> None:
-        poll = timedelta(milliseconds=200)
+    async def _await_settled(self, run_id: str, deadline: datetime | None, poll: timedelta) -> None:
         while True:
             run = self._require(run_id)
             if run.status is not RunStatus.RUNNING:

@@ -1,0 +1,92 @@
+"""Lambda entry point of the workflow HTTP API (API Gateway HTTP API, payload format 2.0).
+
+Settings come from the environment (see ``lambda_flow.aws.config``): ``LAMBDA_FLOW_APP``, the
+database, optionally the queues (remote mode; without them runs go inline, in this function).
+``LAMBDA_FLOW_ALLOW_ANONYMOUS=true`` serves callers API Gateway did not authenticate, for local
+use; by default every route but ``/openapi.json`` needs an IAM or JWT caller.
+
+In Lambda the runtime and the resolver are built at import, so a bad setting fails the cold
+start with a message naming the variable. Elsewhere (tests, tools importing this module) they
+are built on the first call, and rebuilt whenever the settings change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambda_flow import ConfigurationError
+from lambda_flow.aws.api import build_api
+from lambda_flow.aws.runtime import Runtime, get_runtime
+
+ENV_ALLOW_ANONYMOUS = "LAMBDA_FLOW_ALLOW_ANONYMOUS"
+"""``true`` to serve unauthenticated callers (default ``false``)."""
+
+SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "lambda-flow-api"
+logger = Logger(service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
+
+
+def allow_anonymous(env: dict[str, str] | None = None) -> bool:
+    """Whether ``LAMBDA_FLOW_ALLOW_ANONYMOUS`` is on.
+
+    Raises:
+        ConfigurationError: the value is not a yes/no word.
+    """
+    raw = (os.environ if env is None else env).get(ENV_ALLOW_ANONYMOUS, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{ENV_ALLOW_ANONYMOUS} must be true or false, got {raw!r}")
+
+
+@dataclass(slots=True)
+class _BuiltApi:
+    runtime: Runtime | None = None
+    anonymous: bool = False
+    app: APIGatewayHttpResolver | None = None
+
+
+_built = _BuiltApi()
+
+
+def get_app() -> APIGatewayHttpResolver:
+    """The resolver for the process's runtime (cached; rebuilt when the settings change).
+
+    Raises:
+        ConfigurationError: a setting is missing or malformed (named in the message).
+    """
+    runtime = get_runtime(require_queues=False)
+    anonymous = allow_anonymous()
+    if _built.app is None or _built.runtime is not runtime or _built.anonymous != anonymous:
+        _built.app = build_api(
+            runtime.service,
+            runtime.flow,
+            max_body_bytes=runtime.settings.max_body_bytes,
+            allow_anonymous=anonymous,
+            logger=logger,
+        )
+        _built.runtime, _built.anonymous = runtime, anonymous
+        logger.info(
+            "api ready",
+            extra={"mode": "inline" if runtime.queue is None else "remote", "anonymous": anonymous},
+        )
+    return _built.app
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # a cold start in Lambda: fail early and loudly
+    get_app()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)  # bodies may hold personal data
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Answer one HTTP API request."""
+    return get_app().resolve(event, context)
