@@ -1,0 +1,54 @@
+"""``python -m bench [BENCHMARK] [options]``; without a benchmark name, ``inline-steps`` runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import inline_steps
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    summary: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+BENCHMARKS = {
+    "inline-steps": Benchmark(
+        summary=inline_steps.SUMMARY,
+        description=inline_steps.__doc__ or inline_steps.SUMMARY,
+        add_arguments=inline_steps.add_arguments,
+        run=inline_steps.run,
+    ),
+}
+DEFAULT = "inline-steps"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help")):
+        args.insert(0, DEFAULT)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=f"lambda-flow benchmarks (default: {DEFAULT}).",
+    )
+    commands = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, benchmark in BENCHMARKS.items():
+        command = commands.add_parser(
+            name,
+            help=benchmark.summary,
+            description=benchmark.description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        benchmark.add_arguments(command)
+    options = parser.parse_args(args)
+    return BENCHMARKS[options.benchmark].run(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
