@@ -1,0 +1,421 @@
+"""``lambda-flow dev``: the whole serverless app in one process, without Docker or AWS.
+
+The API routes are served on a loopback port through the same powertools resolver the Api
+function runs (each HTTP request becomes an API Gateway v2 event); the orchestrator and step
+queues are local queues with delays, visibility timeouts and redrive (or real SQS queues when
+``AWS_ENDPOINT_URL`` points at LocalStack or a moto server), drained in batches into the same
+batch handlers the Orchestrator and StepWorker functions run; timers are delayed messages; the
+sweeper runs on an interval.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .._clock import SystemClock
+from .._dispatch import Dispatcher
+from .._flow import Flow
+from .._service import WorkflowService
+from ..store.postgres import PostgresStore
+from .queues import LocalJobQueue, LocalSqsQueue
+
+logger = logging.getLogger("lambda_flow")
+
+LOCAL_IDENTITY = {
+    "accountId": "000000000000",
+    "callerId": "LOCALDEVELOPER",
+    "userArn": "arn:aws:iam::000000000000:user/local-developer",
+    "userId": "LOCALDEVELOPER",
+}
+"""The IAM caller every local request carries (API Gateway's IAM auth, as it would pass it)."""
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalContext:
+    """A Lambda context object good enough for powertools and the handlers."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = ""
+    invoked_function_arn: str = ""
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+    deadline: float = 0.0
+
+    @classmethod
+    def for_function(cls, name: str, timeout: float = 30.0) -> LocalContext:
+        return cls(
+            function_name=name,
+            aws_request_id=str(uuid.uuid4()),
+            invoked_function_arn=f"arn:aws:lambda:local:000000000000:function:{name}",
+            deadline=time.time() + timeout,
+        )
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self.deadline - time.time()) * 1000), 0)
+
+
+def api_gateway_event(
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    source_ip: str = "127.0.0.1",
+    identity: Mapping[str, str] | None = LOCAL_IDENTITY,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload v2) event for one HTTP request."""
+    url = urlsplit(target)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(url.query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    now = datetime.now(UTC)
+    context: dict[str, Any] = {
+        "accountId": "000000000000",
+        "apiId": "local",
+        "domainName": lowered.get("host", "127.0.0.1"),
+        "domainPrefix": "local",
+        "http": {
+            "method": method.upper(),
+            "path": url.path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": source_ip,
+            "userAgent": lowered.get("user-agent", ""),
+        },
+        "requestId": str(uuid.uuid4()),
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "timeEpoch": int(now.timestamp() * 1000),
+    }
+    if identity is not None:
+        context["authorizer"] = {"iam": dict(identity)}
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": url.path,
+        "rawQueryString": url.query,
+        "headers": lowered,
+        "queryStringParameters": query or None,
+        "requestContext": context,
+        "body": text or None,
+        "isBase64Encoded": encoded,
+    }
+
+
+def _http_handler(api: Handler, identity: Mapping[str, str] | None) -> type[BaseHTTPRequestHandler]:
+    class ApiRequestHandler(BaseHTTPRequestHandler):
+        server_version = "lambda-flow-dev"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            event = api_gateway_event(
+                self.command,
+                self.path,
+                dict(self.headers.items()),
+                body,
+                source_ip=self.client_address[0],
+                identity=identity,
+            )
+            response = api(event, LocalContext.for_function("Api"))
+            payload = response.get("body") or ""
+            data = (
+                base64.b64decode(payload)
+                if response.get("isBase64Encoded")
+                else str(payload).encode("utf-8")
+            )
+            self.send_response(int(response.get("statusCode", 200)))
+            for name, value in (response.get("headers") or {}).items():
+                self.send_header(name, str(value))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.info("http request", extra={"request": format % args})
+
+    return ApiRequestHandler
+
+
+class _LocalPump:
+    """Drains one local queue into a batch handler, acking what the handler did not fail."""
+
+    def __init__(self, queue: LocalSqsQueue, handler: Handler, function: str) -> None:
+        self.queue = queue
+        self.handler = handler
+        self.function = function
+
+    def pump_once(self) -> int:
+        messages = self.queue.receive(10)
+        if not messages:
+            return 0
+        event = self.queue.sqs_event(messages)
+        response = self.handler(event, LocalContext.for_function(self.function))
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        for message in messages:
+            if message.message_id not in failed:
+                self.queue.delete(message.receipt)
+        return len(messages)
+
+    def idle_wait(self, limit: float) -> None:
+        upcoming = self.queue.next_visible_at()
+        wait = limit
+        if upcoming is not None:
+            wait = min(limit, max((upcoming - datetime.now(UTC)).total_seconds(), 0.0))
+        if wait > 0:
+            self.queue.wait(wait)
+
+
+class _SqsPump:
+    """Drains a real SQS queue (LocalStack, a moto server) into a batch handler."""
+
+    def __init__(self, client: Any, url: str, arn: str, handler: Handler, function: str) -> None:
+        self.client = client
+        self.url = url
+        self.arn = arn
+        self.handler = handler
+        self.function = function
+
+    def pump_once(self) -> int:
+        reply = self.client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = reply.get("Messages", [])
+        if not messages:
+            return 0
+        event = {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": m.get("MessageAttributes", {}),
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.arn,
+                    "awsRegion": self.client.meta.region_name,
+                }
+                for m in messages
+            ]
+        }
+        response = self.handler(event, LocalContext.for_function(self.function))
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self.client.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        return len(messages)
+
+    def idle_wait(self, limit: float) -> None:
+        return  # receive_message already long-polls
+
+
+class DevRuntime:
+    """The API, the queues, the workers and the sweeper of one app, in this process.
+
+    Args:
+        flow: the application.
+        database_url: Postgres to use (the embedded one by default).
+        schema: the schema of lambda-flow's tables.
+        host: the address the API listens on (loopback by default).
+        port: the API's port (0 picks a free one; see :attr:`url`).
+        identity: the IAM caller injected into every request (None: anonymous, which the API
+            then refuses unless ``allow_anonymous``).
+        allow_anonymous: let requests without a caller through.
+        visibility_timeout: local queues' visibility timeout.
+        max_receives: local queues' redrive ``maxReceiveCount``.
+        sweep_every: how often the sweeper runs.
+        sqs_client: a boto3 SQS client to use real queues (LocalStack / moto) instead of local
+            ones; ``aws_queue_prefix`` names them.
+    """
+
+    def __init__(
+        self,
+        flow: Flow,
+        *,
+        database_url: str | None = None,
+        schema: str = "workflows",
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        identity: Mapping[str, str] | None = LOCAL_IDENTITY,
+        allow_anonymous: bool = False,
+        visibility_timeout: timedelta = timedelta(seconds=30),
+        max_receives: int = 5,
+        sweep_every: timedelta = timedelta(seconds=30),
+        sqs_client: Any = None,
+        aws_queue_prefix: str = "lambda-flow-dev",
+    ) -> None:
+        from .._config import resolve_database_url
+        from ..aws.api import build_api
+        from ..aws.workers import orchestrator_handler, step_worker_handler
+
+        clock = SystemClock()
+        self.store = PostgresStore(resolve_database_url(database_url), schema=schema)
+        self.queues: list[LocalSqsQueue] = []
+        queue: Any
+        if sqs_client is None:
+            orchestrator_dlq = LocalSqsQueue("orchestrator-dlq", clock)
+            step_dlq = LocalSqsQueue("step-dlq", clock)
+            orchestrator = LocalSqsQueue(
+                "orchestrator", clock, visibility_timeout, max_receives, orchestrator_dlq
+            )
+            step = LocalSqsQueue("step", clock, visibility_timeout, max_receives, step_dlq)
+            self.queues = [orchestrator, step, orchestrator_dlq, step_dlq]
+            queue = LocalJobQueue(orchestrator, step)
+        else:
+            from ..transport.sqs import SqsJobQueue
+
+            urls = _ensure_sqs_queues(
+                sqs_client, aws_queue_prefix, visibility_timeout, max_receives
+            )
+            queue = SqsJobQueue(urls["orchestrator"][0], urls["step"][0], client=sqs_client)
+        self.service = WorkflowService(flow, store=self.store, queue=queue, clock=clock)
+        self.dispatcher = Dispatcher(self.service)
+        api = build_api(self.service, flow, allow_anonymous=allow_anonymous)
+        orchestrate = orchestrator_handler(self.service, max_receives=max_receives)
+        work = step_worker_handler(self.service, max_receives=max_receives)
+        self.pumps: list[_LocalPump | _SqsPump]
+        if sqs_client is None:
+            self.pumps = [
+                _LocalPump(self.queues[0], orchestrate, "Orchestrator"),
+                _LocalPump(self.queues[1], work, "StepWorker"),
+            ]
+        else:
+            self.pumps = [
+                _SqsPump(sqs_client, *urls["orchestrator"], orchestrate, "Orchestrator"),
+                _SqsPump(sqs_client, *urls["step"], work, "StepWorker"),
+            ]
+        self.sweep_every = sweep_every
+        self._server = ThreadingHTTPServer((host, port), _http_handler(api.resolve, identity))
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        """The API's base URL."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        """Serve the API and drain the queues in background threads."""
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, name="lf-api", daemon=True),
+            *(
+                threading.Thread(
+                    target=self._drain, args=(pump,), name=f"lf-{pump.function}", daemon=True
+                )
+                for pump in self.pumps
+            ),
+            threading.Thread(target=self._sweep, name="lf-sweeper", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        logger.info("dev runtime started", extra={"url": self.url})
+
+    def stop(self) -> None:
+        """Stop serving and draining; wait for the threads; close connections."""
+        self._stop.set()
+        self._server.shutdown()
+        for queue in self.queues:
+            queue.wake()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._server.server_close()
+        self.store.close()
+
+    def _drain(self, pump: _LocalPump | _SqsPump) -> None:
+        while not self._stop.is_set():
+            try:
+                if pump.pump_once() == 0:
+                    pump.idle_wait(0.5)
+            except Exception:
+                logger.exception("queue pump failed", extra={"function": pump.function})
+                self._stop.wait(1.0)
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(self.sweep_every.total_seconds()):
+            try:
+                self.dispatcher.sweep()
+            except Exception:
+                logger.exception("sweep failed")
+
+    def __enter__(self) -> DevRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _ensure_sqs_queues(
+    client: Any, prefix: str, visibility: timedelta, max_receives: int
+) -> dict[str, tuple[str, str]]:
+    """Create (or find) the orchestrator and step queues with DLQs; ``{name: (url, arn)}``."""
+    found: dict[str, tuple[str, str]] = {}
+    for name in ("orchestrator", "step"):
+        dlq_url = client.create_queue(QueueName=f"{prefix}-{name}-dlq")["QueueUrl"]
+        dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        url = client.create_queue(
+            QueueName=f"{prefix}-{name}",
+            Attributes={
+                "VisibilityTimeout": str(int(visibility.total_seconds())),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}
+                ),
+            },
+        )["QueueUrl"]
+        arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        found[name] = (url, arn)
+    return found
+
+
+def sqs_client_from_environment() -> Any:
+    """A boto3 SQS client for ``AWS_ENDPOINT_URL`` (moto, LocalStack), or None when unset.
+
+    With ``LAMBDA_FLOW_LOCALSTACK=1``, localstack-client's session is used (it knows
+    LocalStack's endpoints and test credentials).
+    """
+    if os.environ.get("LAMBDA_FLOW_LOCALSTACK", "").lower() in {"1", "true", "yes"}:
+        import localstack_client.session
+
+        return localstack_client.session.Session().client("sqs")
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        return None
+    import boto3
+
+    return boto3.client("sqs")
