@@ -21,36 +21,20 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambda_flow import ConfigurationError
 from lambda_flow.aws.api import build_api
+from lambda_flow.aws.config import ENV_ALLOW_ANONYMOUS
 from lambda_flow.aws.runtime import Runtime, get_runtime
 
-ENV_ALLOW_ANONYMOUS = "LAMBDA_FLOW_ALLOW_ANONYMOUS"
-"""``true`` to serve unauthenticated callers (default ``false``)."""
+__all__ = ["ENV_ALLOW_ANONYMOUS", "get_app", "handler"]  # the switch used to be defined here
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "lambda-flow-api"
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 
 
-def allow_anonymous(env: dict[str, str] | None = None) -> bool:
-    """Whether ``LAMBDA_FLOW_ALLOW_ANONYMOUS`` is on.
-
-    Raises:
-        ConfigurationError: the value is not a yes/no word.
-    """
-    raw = (os.environ if env is None else env).get(ENV_ALLOW_ANONYMOUS, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigurationError(f"{ENV_ALLOW_ANONYMOUS} must be true or false, got {raw!r}")
-
-
 @dataclass(slots=True)
 class _BuiltApi:
     runtime: Runtime | None = None
-    anonymous: bool = False
     app: APIGatewayHttpResolver | None = None
 
 
@@ -60,12 +44,14 @@ _built = _BuiltApi()
 def get_app() -> APIGatewayHttpResolver:
     """The resolver for the process's runtime (cached; rebuilt when the settings change).
 
+    ``allow_anonymous`` is one of the settings, so a change to it gives a new runtime too.
+
     Raises:
         ConfigurationError: a setting is missing or malformed (named in the message).
     """
     runtime = get_runtime(require_queues=False)
-    anonymous = allow_anonymous()
-    if _built.app is None or _built.runtime is not runtime or _built.anonymous != anonymous:
+    if _built.app is None or _built.runtime is not runtime:
+        anonymous = runtime.settings.allow_anonymous
         _built.app = build_api(
             runtime.service,
             runtime.flow,
@@ -73,7 +59,7 @@ def get_app() -> APIGatewayHttpResolver:
             allow_anonymous=anonymous,
             logger=logger,
         )
-        _built.runtime, _built.anonymous = runtime, anonymous
+        _built.runtime = runtime
         logger.info(
             "api ready",
             extra={"mode": "inline" if runtime.queue is None else "remote", "anonymous": anonymous},

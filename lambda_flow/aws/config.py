@@ -28,6 +28,8 @@ ENV_SCHEDULER_ROLE_ARN = "LAMBDA_FLOW_SCHEDULER_ROLE_ARN"
 ENV_MAX_BODY_BYTES = "LAMBDA_FLOW_MAX_BODY_BYTES"
 ENV_MAX_RECEIVES = "LAMBDA_FLOW_MAX_RECEIVES"
 ENV_STEP_TIMEOUT = "LAMBDA_FLOW_STEP_TIMEOUT_SECONDS"
+ENV_ALLOW_ANONYMOUS = "LAMBDA_FLOW_ALLOW_ANONYMOUS"
+"""``true`` to serve callers API Gateway did not authenticate (default ``false``)."""
 ENV_TRIGGER_WORKFLOW = "LAMBDA_FLOW_TRIGGER_WORKFLOW"
 """The workflow a queue or schedule trigger function starts."""
 
@@ -74,6 +76,8 @@ class AwsSettings:
     """The queues' ``maxReceiveCount``: on the last receive a failing message fails its run."""
     step_timeout_seconds: int = 300
     """How long a step worker's claim on a step lasts before another may take it."""
+    allow_anonymous: bool = False
+    """Serve API callers API Gateway did not authenticate (local use only)."""
 
     @classmethod
     def load(
@@ -152,6 +156,9 @@ class AwsSettings:
             step_timeout_seconds=_positive_int(
                 ENV_STEP_TIMEOUT, get(ENV_STEP_TIMEOUT, "step_timeout_seconds"), 300
             ),
+            allow_anonymous=_yes_no(
+                ENV_ALLOW_ANONYMOUS, get(ENV_ALLOW_ANONYMOUS, "allow_anonymous")
+            ),
         )
 
 
@@ -165,6 +172,15 @@ def _positive_int(name: str, value: str | None, default: int) -> int:
     if number <= 0:
         raise ConfigurationError(f"{name} must be positive, got {number}")
     return number
+
+
+def _yes_no(name: str, value: str | None) -> bool:
+    raw = (value or "").lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
 
 
 def load_flow(spec: str) -> Flow:

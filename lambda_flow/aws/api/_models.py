@@ -1,0 +1,111 @@
+"""The API's request and response bodies, as pydantic models (they shape the OpenAPI too)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..._models import ErrorInfo, Run, RunStatus, StepAttempt
+
+__all__ = [
+    "ApiError",
+    "ApiErrorResponse",
+    "CancelRequest",
+    "RunFinished",
+    "RunHistoryView",
+    "RunInProgress",
+    "RunPage",
+    "RunStarted",
+    "RunView",
+]
+
+
+class ApiError(BaseModel):
+    """What went wrong, in every error answer."""
+
+    type: str
+    """A stable word for the kind of error, e.g. ``InvalidInput`` or ``RunNotFound``."""
+    message: str
+    """A sentence for people."""
+    details: list[dict[str, Any]] = []
+    """What failed (``loc``, ``msg``, ``type``): pydantic's field errors for a 422, the body's
+    problem for a 400; empty otherwise."""
+
+
+class ApiErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    error: ApiError
+
+
+class RunView(BaseModel):
+    """A run as the API shows it."""
+
+    id: str
+    workflow: str
+    status: RunStatus
+    input: Any = None
+    """The validated input, as stored."""
+    output: Any = None
+    """The workflow's return value, once completed."""
+    error: ErrorInfo | None = None
+    """Why the run failed, or the cancel reason."""
+    created_at: datetime
+    updated_at: datetime
+    wake_at: datetime | None = None
+    """When a sleep or retry delay next wakes the run."""
+
+    @classmethod
+    def of(cls, run: Run) -> RunView:
+        """The view of ``run`` (its idempotency key stays private)."""
+        return cls.model_validate(run.model_dump(exclude={"idempotency_key"}))
+
+
+class RunStarted(BaseModel):
+    """A run was stored (and queued, or run here in inline mode)."""
+
+    run_id: str
+
+
+class RunInProgress(BaseModel):
+    """``/run`` gave up waiting: the run is still running, or suspended."""
+
+    run_id: str
+    status: RunStatus
+
+
+class RunFinished(BaseModel):
+    """``/run`` saw the run end."""
+
+    run_id: str
+    status: RunStatus
+    output: Any = None
+    """The workflow's return value (completed runs)."""
+    error: ErrorInfo | None = None
+    """Why it failed, or the cancel reason."""
+
+
+class RunHistoryView(BaseModel):
+    """Every attempt of every step of a run, oldest first."""
+
+    run_id: str
+    history: list[StepAttempt]
+
+
+class RunPage(BaseModel):
+    """One page of runs, newest first."""
+
+    runs: list[RunView]
+    next_cursor: str | None = None
+    """Pass as ``cursor`` for the next page; null once a page came back short."""
+
+
+class CancelRequest(BaseModel):
+    """The optional body of ``POST /runs/{run_id}/cancel``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=1000)
+    """Why the run is cancelled; shown as the run's error message."""

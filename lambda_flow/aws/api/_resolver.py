@@ -1,0 +1,153 @@
+"""``build_api``: the routes, their OpenAPI and the error answers wired into one resolver."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from ..._durations import Duration, parse_duration
+from ..._errors import (
+    ConfigurationError,
+    InvalidInput,
+    InvalidRunState,
+    RunNotFound,
+    WorkflowNotFound,
+)
+from ..._flow import Flow
+from ..._service import WorkflowService
+from ._models import RunFinished, RunHistoryView, RunInProgress, RunPage, RunStarted, RunView
+from ._openapi import _CANCEL_BODY, _INPUT_BODY, _responses
+from ._request import HttpError
+from ._routes import _WorkflowRoutes
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+
+__all__ = ["build_api"]
+
+_LOGGER_NAME = "lambda_flow.aws.api"
+"""The default logger's name: the public package's (not this module's), so it stays put."""
+
+
+def build_api(
+    service: WorkflowService,
+    flow: Flow,
+    *,
+    max_body_bytes: int = 256 * 1024,
+    allow_anonymous: bool = False,
+    max_wait: Duration = "25s",
+    poll_interval: Duration = "250ms",
+    logger: logging.Logger | Logger | None = None,
+) -> APIGatewayHttpResolver:
+    """The HTTP API over ``service`` as a Powertools resolver: ``app.resolve(event, context)``.
+
+    Args:
+        service: the service that starts and reads runs (inline or remote mode).
+        flow: the service's application; its workflows' ``authorize`` hooks decide access.
+        max_body_bytes: larger request bodies get 413 before they are decoded.
+        allow_anonymous: serve callers API Gateway did not authenticate (local use only).
+        max_wait: the longest ``/run`` waits, whatever ``?timeout=`` asks (API Gateway HTTP
+            APIs give up on an integration after 30 seconds).
+        poll_interval: how often ``/run`` looks at the run in remote mode.
+        logger: where requests and errors are logged (the handler's Powertools Logger).
+
+    Raises:
+        ConfigurationError: ``flow`` is not the service's flow, or a limit is not positive.
+    """
+    if flow is not service.flow:
+        raise ConfigurationError("build_api needs the Flow the service was built with")
+    if max_body_bytes <= 0:
+        raise ConfigurationError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    poll = parse_duration(poll_interval)
+    if poll <= timedelta(0):
+        raise ConfigurationError("poll_interval must be positive")
+    app = APIGatewayHttpResolver(enable_validation=True)
+    routes = _WorkflowRoutes(
+        app,
+        service,
+        max_body_bytes=max_body_bytes,
+        allow_anonymous=allow_anonymous,
+        wait_cap=parse_duration(max_wait),
+        poll=poll,
+        log=logger or logging.getLogger(_LOGGER_NAME),
+    )
+    app.post(
+        "/workflows/<name>/start",
+        summary="Start a run of a workflow",
+        description="Stores a run and queues it (remote mode) or runs it here (inline mode).",
+        tags=["workflows"],
+        responses=_responses([(202, RunStarted, "The run was started")], 400, 401, 403, 404, 413),
+        openapi_extensions=_INPUT_BODY,
+    )(routes.start_workflow)
+    app.post(
+        "/workflows/<name>/run",
+        summary="Run a workflow and wait for its end",
+        description="200 with the outcome once the run has ended within the timeout, else 202.",
+        tags=["workflows"],
+        responses=_responses(
+            [
+                (200, RunFinished, "The run ended: completed, failed or cancelled"),
+                (202, RunInProgress, "The run is still running, or suspended"),
+            ],
+            *(400, 401, 403, 404, 413),
+        ),
+        openapi_extensions=_INPUT_BODY,
+    )(routes.run_workflow)
+    app.get(
+        "/runs/<run_id>",
+        summary="Get a run",
+        tags=["runs"],
+        responses=_responses([(200, RunView, "The run")], 401, 403, 404),
+    )(routes.get_run)
+    app.get(
+        "/runs/<run_id>/history",
+        summary="Get a run's history",
+        description="Every attempt of every step, oldest first.",
+        tags=["runs"],
+        responses=_responses([(200, RunHistoryView, "The run's attempts")], 401, 403, 404),
+    )(routes.get_run_history)
+    app.get(
+        "/runs",
+        summary="List runs",
+        description=(
+            "Newest first. Runs the caller may not read are left out, so a page can be short "
+            "while next_cursor goes on."
+        ),
+        tags=["runs"],
+        responses=_responses([(200, RunPage, "A page of runs")], 401),
+    )(routes.list_runs)
+    app.post(
+        "/runs/<run_id>/resume",
+        summary="Resume a suspended run",
+        tags=["runs"],
+        responses=_responses([(200, RunView, "The run after resuming")], 401, 403, 404, 409),
+    )(routes.resume_run)
+    app.post(
+        "/runs/<run_id>/cancel",
+        summary="Cancel a run",
+        tags=["runs"],
+        responses=_responses([(200, RunView, "The cancelled run")], 400, 401, 403, 404, 409, 413),
+        openapi_extensions=_CANCEL_BODY,
+    )(routes.cancel_run)
+    app.get("/openapi.json", summary="This OpenAPI document", tags=["meta"])(routes.openapi)
+
+    handlers: list[tuple[type[Exception], Callable[[Any], Response[Any]]]] = [
+        (HttpError, routes.http_error),
+        (InvalidInput, routes.invalid_input),
+        (RequestValidationError, routes.invalid_request),
+        (WorkflowNotFound, routes.unknown_workflow),
+        (RunNotFound, routes.unknown_run),
+        (InvalidRunState, routes.finished_run),
+        (NotFoundError, routes.unknown_route),
+        (ServiceError, routes.service_error),
+        (Exception, routes.unexpected),
+    ]
+    for error_type, handler in handlers:
+        app.exception_handler(error_type)(handler)
+    return app

@@ -1,0 +1,355 @@
+"""What each route does, and how each error becomes an answer, over one service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Literal
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from ..._durations import parse_duration
+from ..._errors import InvalidDuration, InvalidInput, InvalidRunState, RunNotFound, WorkflowNotFound
+from ..._flow import Flow, WorkflowDef
+from ..._models import AccessRequest, Caller, Run
+from ..._service import WorkflowService
+from ._models import (
+    ApiError,
+    ApiErrorResponse,
+    CancelRequest,
+    RunFinished,
+    RunHistoryView,
+    RunInProgress,
+    RunPage,
+    RunStarted,
+    RunView,
+)
+from ._openapi import (
+    _JSON,
+    CursorQuery,
+    IdempotencyKeyHeader,
+    LimitQuery,
+    StatusFilter,
+    TimeoutQuery,
+    WorkflowFilter,
+    _package_version,
+)
+from ._request import HttpError, _field_errors, _text, caller_from_event, read_json_body
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+
+__all__ = ["start_and_wait"]
+
+_LAMBDA_MARGIN = timedelta(seconds=2)
+"""Time kept back from the Lambda's own deadline when ``/run`` waits, to answer in time."""
+
+
+def _json(status: int, body: BaseModel) -> Response[Any]:
+    return Response(status_code=int(status), content_type=_JSON, body=body.model_dump(mode="json"))
+
+
+def _error(
+    status: int, type: str, message: str, details: Sequence[Mapping[str, Any]] = ()
+) -> Response[Any]:
+    error = ApiError(type=type, message=message, details=[dict(d) for d in details])
+    return _json(status, ApiErrorResponse(error=error))
+
+
+# -- waiting for a run -----------------------------------------------------------------------
+def start_and_wait(
+    service: WorkflowService,
+    name: str,
+    input: Any,
+    *,
+    idempotency_key: str | None,
+    wait: timedelta,
+    poll: timedelta = timedelta(milliseconds=250),
+) -> Run:
+    """Start a run of ``name`` and wait up to ``wait`` for it to end; the run as it then is.
+
+    Raises:
+        WorkflowNotFound, InvalidInput: as ``WorkflowService.start`` (nothing is written).
+    """
+    return service.start_and_wait(
+        name, input, timeout=wait, idempotency_key=idempotency_key, poll=poll
+    )
+
+
+def _permits(flow: Flow, request: AccessRequest) -> bool:
+    definition = flow.workflows.get(request.workflow)
+    if definition is None:  # no hook to ask: fail closed when the app uses hooks at all
+        return not any(d.authorize is not None for d in flow)
+    return definition.allows(request)
+
+
+# -- the routes ------------------------------------------------------------------------------
+class _WorkflowRoutes:
+    """What each route does, over one service; :func:`build_api` wires it into a resolver."""
+
+    def __init__(
+        self,
+        app: APIGatewayHttpResolver,
+        service: WorkflowService,
+        *,
+        max_body_bytes: int,
+        allow_anonymous: bool,
+        wait_cap: timedelta,
+        poll: timedelta,
+        log: logging.Logger | Logger,
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.flow = service.flow
+        self.max_body_bytes = max_body_bytes
+        self.allow_anonymous = allow_anonymous
+        self.wait_cap = wait_cap
+        self.poll = poll
+        self.log = log
+        self._openapi: str | None = None
+
+    # -- checks shared by the routes ---------------------------------------------------------
+    @property
+    def event(self) -> Mapping[str, Any]:
+        return self.app.current_event.raw_event
+
+    def request_id(self) -> str | None:
+        context = self.event.get("requestContext")
+        return _text(context.get("requestId")) if isinstance(context, Mapping) else None
+
+    def authenticated(self) -> Caller:
+        caller = caller_from_event(self.event)
+        if caller.kind == "anonymous" and not self.allow_anonymous:
+            raise HttpError(
+                HTTPStatus.UNAUTHORIZED,
+                "Unauthorized",
+                "this API needs an authenticated caller (IAM or JWT at API Gateway)",
+            )
+        return caller
+
+    def authorize(
+        self,
+        caller: Caller,
+        action: Literal["start", "read", "resume", "cancel"],
+        workflow: str,
+        *,
+        run_id: str | None = None,
+        input: Any = None,
+    ) -> None:
+        request = AccessRequest(
+            caller=caller, action=action, workflow=workflow, run_id=run_id, input=input
+        )
+        if _permits(self.flow, request):
+            return
+        self.log.warning(
+            "access refused",
+            extra={
+                "action": action,
+                "workflow": workflow,
+                "run_id": run_id,
+                "caller_kind": caller.kind,
+                "principal": caller.principal,
+            },
+        )
+        raise HttpError(
+            HTTPStatus.FORBIDDEN,
+            "Forbidden",
+            f"the caller may not {action} runs of workflow {workflow!r}",
+        )
+
+    def visible_run(self, run_id: str, action: Literal["read", "resume", "cancel"]) -> Run:
+        """The run, once the caller is known and allowed ``action`` on it."""
+        caller = self.authenticated()
+        run = self.service.get_run(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        self.authorize(caller, action, run.workflow, run_id=run.id)
+        return run
+
+    def start_request(self, name: str) -> tuple[Caller, WorkflowDef, Any]:
+        """Who starts which workflow with what input: all checked, nothing written."""
+        caller = self.authenticated()
+        definition = self.flow.get_workflow(name)
+        data = read_json_body(self.event, self.max_body_bytes)
+        typed = definition.input.validate(data, f"workflow {definition.name!r}")
+        self.authorize(caller, "start", definition.name, input=typed)
+        return caller, definition, data
+
+    def wait_budget(self, timeout: str | None) -> timedelta:
+        """How long ``/run`` may wait: as asked, within the cap and the Lambda's own deadline."""
+        try:
+            wait = self.wait_cap if timeout is None else min(parse_duration(timeout), self.wait_cap)
+        except InvalidDuration as exc:
+            raise HttpError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                "InvalidRequest",
+                str(exc),
+                [{"loc": ["query", "timeout"], "msg": str(exc), "type": "duration"}],
+            ) from None
+        remaining = getattr(self.app.lambda_context, "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            left = timedelta(milliseconds=remaining()) - _LAMBDA_MARGIN
+            wait = max(timedelta(0), min(wait, left))
+        return wait
+
+    def log_started(self, caller: Caller, workflow: str, run_id: str, key: str | None) -> None:
+        self.log.info(
+            "run start accepted",
+            extra={
+                "run_id": run_id,
+                "workflow": workflow,
+                "caller_kind": caller.kind,
+                "principal": caller.principal,
+                "idempotency_key_given": key is not None,
+            },
+        )
+
+    # -- routes ------------------------------------------------------------------------------
+    def start_workflow(
+        self, name: str, idempotency_key: IdempotencyKeyHeader = None
+    ) -> Response[Any]:
+        caller, definition, data = self.start_request(name)
+        run_id = self.service.start(definition.name, data, idempotency_key=idempotency_key)
+        self.log_started(caller, definition.name, run_id, idempotency_key)
+        return _json(HTTPStatus.ACCEPTED, RunStarted(run_id=run_id))
+
+    def run_workflow(
+        self,
+        name: str,
+        timeout: TimeoutQuery = None,
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[Any]:
+        caller, definition, data = self.start_request(name)
+        wait = self.wait_budget(timeout)
+        run = start_and_wait(
+            self.service,
+            definition.name,
+            data,
+            idempotency_key=idempotency_key,
+            wait=wait,
+            poll=self.poll,
+        )
+        self.log_started(caller, definition.name, run.id, idempotency_key)
+        if run.status.is_terminal:
+            finished = RunFinished(
+                run_id=run.id, status=run.status, output=run.output, error=run.error
+            )
+            return _json(HTTPStatus.OK, finished)
+        return _json(HTTPStatus.ACCEPTED, RunInProgress(run_id=run.id, status=run.status))
+
+    def get_run(self, run_id: str) -> Response[Any]:
+        return _json(HTTPStatus.OK, RunView.of(self.visible_run(run_id, "read")))
+
+    def get_run_history(self, run_id: str) -> Response[Any]:
+        run = self.visible_run(run_id, "read")
+        history = self.service.get_run_history(run.id)
+        return _json(HTTPStatus.OK, RunHistoryView(run_id=run.id, history=history))
+
+    def list_runs(
+        self,
+        workflow: WorkflowFilter = None,
+        status: StatusFilter = None,
+        limit: LimitQuery = 50,
+        cursor: CursorQuery = None,
+    ) -> Response[Any]:
+        caller = self.authenticated()
+        page = self.service.list_runs(workflow=workflow, status=status, limit=limit, cursor=cursor)
+        visible = [
+            RunView.of(run)
+            for run in page
+            if _permits(
+                self.flow,
+                AccessRequest(caller=caller, action="read", workflow=run.workflow, run_id=run.id),
+            )
+        ]
+        next_cursor = self.service.cursor_after(page[-1]) if len(page) == limit else None
+        return _json(HTTPStatus.OK, RunPage(runs=visible, next_cursor=next_cursor))
+
+    def resume_run(self, run_id: str) -> Response[Any]:
+        run = self.visible_run(run_id, "resume")
+        resumed = self.service.resume(run.id)
+        self.log.info("run resumed", extra={"run_id": run.id, "status": resumed.status.value})
+        return _json(HTTPStatus.OK, RunView.of(resumed))
+
+    def cancel_run(self, run_id: str) -> Response[Any]:
+        self.authenticated()
+        body = read_json_body(self.event, self.max_body_bytes)
+        try:
+            request = CancelRequest.model_validate({} if body is None else body)
+        except ValidationError as exc:
+            errors = [
+                {**e, "loc": ["body", *e["loc"]]}
+                for e in _field_errors(exc.errors(include_url=False))
+            ]
+            raise HttpError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                "InvalidInput",
+                "the body must be a JSON object with an optional string 'reason'",
+                errors,
+            ) from None
+        run = self.visible_run(run_id, "cancel")
+        cancelled = self.service.cancel(run.id, request.reason)
+        self.log.info("run cancelled", extra={"run_id": run.id, "workflow": run.workflow})
+        return _json(HTTPStatus.OK, RunView.of(cancelled))
+
+    def openapi(self) -> Response[Any]:
+        if self._openapi is None:
+            self._openapi = self.app.get_openapi_json_schema(
+                title="lambda-flow workflows API",
+                version=_package_version(),
+                description="Start, run, read, resume and cancel durable workflow runs.",
+            )
+        return Response(status_code=200, content_type=_JSON, body=self._openapi)
+
+    # -- error answers -----------------------------------------------------------------------
+    def http_error(self, exc: HttpError) -> Response[Any]:
+        return _error(exc.status, exc.type, exc.message, exc.details)
+
+    def invalid_input(self, exc: InvalidInput) -> Response[Any]:
+        return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "InvalidInput", str(exc), exc.errors)
+
+    def invalid_request(self, exc: RequestValidationError) -> Response[Any]:
+        errors = _field_errors(exc.errors())
+        where = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors) or "request"
+        message = f"invalid request parameters: {where}"
+        return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "InvalidRequest", message, errors)
+
+    def unknown_workflow(self, exc: WorkflowNotFound) -> Response[Any]:
+        return _error(HTTPStatus.NOT_FOUND, "WorkflowNotFound", str(exc))
+
+    def unknown_run(self, exc: RunNotFound) -> Response[Any]:
+        return _error(HTTPStatus.NOT_FOUND, "RunNotFound", str(exc))
+
+    def finished_run(self, exc: InvalidRunState) -> Response[Any]:
+        return _error(HTTPStatus.CONFLICT, "InvalidRunState", str(exc))
+
+    def unknown_route(self, exc: NotFoundError) -> Response[Any]:
+        current = self.app.current_event
+        message = f"no route {current.http_method} {current.path}"
+        return _error(HTTPStatus.NOT_FOUND, "NotFound", message)
+
+    def service_error(self, exc: ServiceError) -> Response[Any]:
+        status = HTTPStatus(exc.status_code)
+        return _error(status, status.phrase.replace(" ", ""), str(exc.msg))
+
+    def unexpected(self, exc: Exception) -> Response[Any]:
+        current = self.app.current_event
+        self.log.exception(
+            "unexpected error in the API",
+            extra={
+                "method": current.http_method,
+                "path": current.path,
+                "request_id": self.request_id(),
+                "error_type": type(exc).__name__,
+            },
+        )
+        return _error(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            "InternalError",
+            f"unexpected error; the API's logs have the details (request id {self.request_id()})",
+        )
