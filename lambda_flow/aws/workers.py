@@ -50,9 +50,17 @@ def _dead_letter(service: WorkflowService, record: SQSRecord, exc: Exception, li
 
 
 def _batch_handler(
-    handle: Callable[[SQSRecord], None], service: WorkflowService, max_receives: int
+    handle: Callable[[SQSRecord], None],
+    service: WorkflowService,
+    max_receives: int,
+    *,
+    dead_letter_runs: bool = True,
 ) -> Handler:
-    processor = BatchProcessor(event_type=EventType.SQS)
+    """``dead_letter_runs``: the messages are engine jobs naming runs (not workflow input), so a
+    message's last failure fails the run it names."""
+    # A batch whose every record fails is reported record by record too, not raised: the
+    # event source mapping then retries exactly those, and the function does not count an error.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def record_handler(record: SQSRecord) -> None:
         try:
@@ -62,7 +70,8 @@ def _batch_handler(
                 "message failed",
                 extra={"message_id": record.message_id, "error": f"{type(exc).__name__}: {exc}"},
             )
-            _dead_letter(service, record, exc, max_receives)
+            if dead_letter_runs:
+                _dead_letter(service, record, exc, max_receives)
             raise
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -135,7 +144,8 @@ def queue_trigger_handler(
             extra={"run_id": run_id, "workflow": workflow, "message_id": record.message_id},
         )
 
-    return _batch_handler(handle, service, max_receives)
+    # Trigger bodies are workflow input: a "run_id" in one names no run of ours.
+    return _batch_handler(handle, service, max_receives, dead_letter_runs=False)
 
 
 def schedule_trigger_handler(service: WorkflowService, workflow: str) -> Handler:

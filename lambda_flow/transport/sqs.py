@@ -69,7 +69,7 @@ class SqsJobQueue:
         """SQS API calls made by this queue."""
 
     def enqueue_run(self, run_id: str, *, delay: timedelta | None = None) -> None:
-        seconds = 0 if delay is None else min(int(delay.total_seconds()), 900)
+        seconds = 0 if delay is None else min(-(-delay // timedelta(seconds=1)), 900)  # ceil
         self.calls += 1
         self.sent += 1
         self.client.send_message(

@@ -1,0 +1,159 @@
+"""The application the queue and trigger end-to-end tests deploy (``LAMBDA_FLOW_APP``).
+
+The handlers import it by name, exactly as a Lambda function would, so its state lives at module
+level: :data:`calls` counts every RPC function call (what ran, and how often), and
+:data:`crash_once` names functions whose next call kills the worker mid-step. Tests reset both
+with :func:`reset`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from lambda_flow import Flow, WorkflowContext, current_step, parse_duration
+from lambda_flow.testing import SimulatedCrash
+
+flow = Flow()
+
+calls: Counter[str] = Counter()
+"""RPC function calls by function name, attempts included."""
+crash_once: set[str] = set()
+"""Functions whose next call raises :class:`SimulatedCrash` (the worker process dies)."""
+
+
+def reset() -> None:
+    """Forget every call and pending crash (between tests)."""
+    calls.clear()
+    crash_once.clear()
+
+
+def _called(name: str) -> None:
+    calls[name] += 1
+    if name in crash_once:
+        crash_once.discard(name)
+        raise SimulatedCrash(f"worker killed while running {name}")
+
+
+# -- onboarding: three RPC steps (one flaky), an inline step and a sleep from the input ---------
+class OnboardIn(BaseModel):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    user_id: str = Field(min_length=1)
+    welcome_delay: str = "5min"
+
+    @field_validator("welcome_delay")
+    @classmethod
+    def _check_delay(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class Profile(BaseModel):
+    user_id: str
+    email: str
+
+
+class OnboardOut(BaseModel):
+    profile: Profile
+    greeting: str
+    email: str
+    workspace: str
+
+
+@flow.function
+def create_profile(data: OnboardIn) -> Profile:
+    _called("create_profile")
+    return Profile(user_id=data.user_id, email=data.email)
+
+
+@flow.function
+def send_email(data: dict[str, str]) -> str:
+    """Fails its first attempt, as a flaky email provider would."""
+    _called("send_email")
+    step = current_step()
+    if step is None or step.attempt == 1:
+        raise ConnectionError("email provider unreachable")
+    return f"sent to {data['to']} on attempt {step.attempt}"
+
+
+@flow.function
+def provision(data: Profile) -> str:
+    _called("provision")
+    return f"ws-{data.user_id}"
+
+
+@flow.workflow
+async def onboard_user(wf: WorkflowContext, data: OnboardIn) -> OnboardOut:
+    profile: Profile = await wf.do("Create profile", "create_profile", data)
+    greeting: str = await wf.do("Greet", lambda: f"Welcome, {profile.user_id}!")
+    await wf.sleep("Wait before email", data.welcome_delay)
+    email: str = await wf.do(
+        "Send email", "send_email", {"to": profile.email}, retries=3, retry_delay="1s"
+    )
+    workspace: str = await wf.do("Provision", "provision", profile)
+    return OnboardOut(profile=profile, greeting=greeting, email=email, workspace=workspace)
+
+
+# -- small workflows for single behaviours ------------------------------------------------------
+class NapIn(BaseModel):
+    duration: str
+
+    @field_validator("duration")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+@flow.workflow
+async def nap(wf: WorkflowContext, data: NapIn) -> str:
+    """One sleep, as long as the input says."""
+    await wf.sleep("Nap", data.duration)
+    return "rested"
+
+
+@flow.function
+def charge(data: dict[str, int]) -> str:
+    _called("charge")
+    return f"charged {data['cents']}"
+
+
+@flow.workflow
+async def pay(wf: WorkflowContext, data: dict[str, int]) -> str:
+    """One RPC step, for crashing a worker in the middle of it."""
+    return str(await wf.do("Charge", "charge", data))
+
+
+class SignupIn(BaseModel):
+    """The body of a message on the signups queue (the queue trigger's input)."""
+
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    plan: str = "free"
+
+
+@flow.workflow
+async def signup(wf: WorkflowContext, data: SignupIn) -> str:
+    """Started once per message of a queue by ``handlers.queue_start``."""
+    welcome: str = await wf.do("Welcome", lambda: f"{data.email} on {data.plan}")
+    return welcome
+
+
+class ReportIn(BaseModel):
+    """A scheduled report's input (EventBridge rules send an empty ``detail``)."""
+
+    period: str = "daily"
+
+
+@flow.function
+def count_signups(data: ReportIn) -> dict[str, Any]:
+    _called("count_signups")
+    return {"period": data.period, "signups": 3}
+
+
+@flow.workflow
+async def nightly_report(wf: WorkflowContext, data: ReportIn) -> dict[str, Any]:
+    """Started by ``handlers.schedule_start`` from an EventBridge schedule."""
+    report: dict[str, Any] = await wf.do("Count signups", "count_signups", data)
+    return report
