@@ -32,6 +32,7 @@ from ._models import (
     StepStatus,
 )
 from ._service import WorkflowService
+from .graph import GraphDefinitionError, GraphInputError, branch, ref
 from .store.postgres import PostgresStore
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "ErrorInfo",
     "Flow",
     "FunctionNotFound",
+    "GraphDefinitionError",
+    "GraphInputError",
     "InvalidDuration",
     "InvalidInput",
     "InvalidRunState",
@@ -65,6 +68,8 @@ __all__ = [
     "WorkflowContext",
     "WorkflowNotFound",
     "WorkflowService",
+    "branch",
     "current_step",
     "parse_duration",
+    "ref",
 ]

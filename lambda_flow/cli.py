@@ -1,4 +1,4 @@
-"""The ``lambda-flow`` command: start, inspect, resume and cancel runs, or watch the demo.
+"""The ``lambda-flow`` command: start, inspect, resume and cancel runs, draw graphs, run the demo.
 
 Every command takes the global options ``--app module:attribute`` (the application's
 :class:`~lambda_flow.Flow`, default ``LAMBDA_FLOW_APP``), ``--database-url`` (default
@@ -330,6 +330,33 @@ def _cmd_resume(session: _Session) -> int:
     return _print_outcome(service.resume(run.id))
 
 
+def _cmd_graph(session: _Session) -> int:
+    flow = session.app()
+    name = session.args.name
+    graph = flow.graphs.get(name)
+    if graph is None:
+        if name in flow.workflows:
+            raise CommandError(f"workflow {name!r} is not a graph workflow")
+        known = ", ".join(sorted(flow.graphs)) or "none"
+        raise CommandError(f"unknown graph {name!r} (graphs in the app: {known})")
+    if session.args.mermaid:
+        print(graph.mermaid())
+        return EXIT_OK
+    rows = [
+        [
+            node.id,
+            node.function,
+            ", ".join(node.targets)
+            if node.branches is None
+            else " ".join(f"{k}={','.join(t) or '-'}" for k, t in node.branches.items()),
+            node.on_error or "",
+        ]
+        for node in graph.nodes.values()
+    ]
+    print(_table(["NODE", "FUNCTION", "NEXT", "ON_ERROR"], rows))
+    return EXIT_OK
+
+
 def _cmd_cancel(session: _Session) -> int:
     service = session.service(session.app(required=False))
     run = service.cancel(session.args.run_id, session.args.reason)
@@ -407,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = command("resume", _cmd_resume, "resume a suspended run and drive it on")
     resume.add_argument("run_id", metavar="RUN_ID")
+
+    graph = command("graph", _cmd_graph, "show a graph workflow's nodes and edges")
+    graph.add_argument("name", metavar="NAME")
+    graph.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
 
     cancel = command("cancel", _cmd_cancel, "cancel a running or suspended run")
     cancel.add_argument("run_id", metavar="RUN_ID")

@@ -61,11 +61,11 @@ class CrashBeforeWrite:
 
     def write_steps(
         self, lease: RunLease, writes: Sequence[StepWrite], now: datetime, lease_until: datetime
-    ) -> None:
+    ) -> int:
         if not self.crashed and any(self._when(w) for w in writes):
             self.crashed = True
             raise SimulatedCrash("process killed before the step's result was committed")
-        self._store.write_steps(lease, writes, now, lease_until)
+        return self._store.write_steps(lease, writes, now, lease_until)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

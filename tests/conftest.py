@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,15 +16,24 @@ from lambda_flow import Flow, PostgresStore, WorkflowService
 from lambda_flow.testing import TimeSkippingClock
 
 
+def private_data_dir() -> Path:
+    """A fresh folder for an embedded Postgres, outside pytest's temp tree.
+
+    pytest keeps its temp root private (0700) and tightens it again whenever another pytest
+    starts; the server runs as its own user and must be able to reach its data directory.
+    """
+    return Path(tempfile.mkdtemp(prefix="lambda-flow-pg-")) / "data"
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url() -> str:
     """``LAMBDA_FLOW_TEST_DATABASE_URL`` if set, else a private embedded Postgres."""
     url = os.environ.get("LAMBDA_FLOW_TEST_DATABASE_URL")
     if url:
         return url
     from lambda_flow.local.embedded import embedded_database_url
 
-    return embedded_database_url(tmp_path_factory.mktemp("pg") / "data")
+    return embedded_database_url(private_data_dir(), delete_on_exit=True)
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ _servers: dict[Path, Any] = {}
 logger = logging.getLogger("lambda_flow")
 
 
-def embedded_database_url(data_dir: str | Path) -> str:
+def embedded_database_url(data_dir: str | Path, *, delete_on_exit: bool = False) -> str:
     """Start (or reuse) a Postgres server keeping its data in ``data_dir``; return its URL.
 
     The server listens on a unix socket only and stops when the last process using it exits;
-    the data stays in the folder for the next start.
+    the data stays in the folder for the next start unless ``delete_on_exit``.
     """
     path = Path(data_dir).expanduser().resolve()
     server = _servers.get(path)
@@ -35,6 +35,6 @@ def embedded_database_url(data_dir: str | Path) -> str:
         logger.info("starting embedded postgres", extra={"data_dir": str(path)})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = get_server(path, cleanup_mode="stop")
+            server = get_server(path, cleanup_mode="delete" if delete_on_exit else "stop")
         _servers[path] = server
     return str(server.get_uri())

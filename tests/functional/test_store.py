@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -10,6 +9,7 @@ import pytest
 
 from lambda_flow import ConfigurationError, PostgresStore
 from lambda_flow._config import resolve_database_url
+from tests.conftest import private_data_dir
 
 
 @pytest.mark.parametrize(
@@ -46,8 +46,8 @@ def test_migrations_are_numbered_recorded_and_idempotent(
     second.close()
 
 
-def test_without_a_database_url_an_embedded_postgres_is_started(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pgdata"
+def test_without_a_database_url_an_embedded_postgres_is_started() -> None:
+    data_dir = private_data_dir()
 
     url = resolve_database_url(env={"LAMBDA_FLOW_DATA_DIR": str(data_dir)})
 

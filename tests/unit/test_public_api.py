@@ -13,6 +13,7 @@ EXPECTED = {
     "RunStatus", "RunSuspended", "RunTimedOut", "StepAttempt", "StepFailed", "StepInfo",
     "StepKind", "StepStatus", "WorkflowContext", "WorkflowNotFound", "WorkflowService",
     "current_step", "parse_duration",
+    "GraphDefinitionError", "GraphInputError", "branch", "ref",
 }  # fmt: skip
 
 
