@@ -218,11 +218,13 @@ class _Session:
             raise CommandError(f"no app given: pass --app module:attribute or set {ENV_APP}")
         return Flow()
 
+    def schema(self) -> str:
+        return setting(self.args.schema, ENV_SCHEMA, DEFAULT_SCHEMA) or DEFAULT_SCHEMA
+
     def service(self, flow: Flow) -> WorkflowService:
         from .store.postgres import PostgresStore
 
-        schema = setting(self.args.schema, ENV_SCHEMA, DEFAULT_SCHEMA) or DEFAULT_SCHEMA
-        store = PostgresStore(resolve_database_url(self.args.database_url), schema=schema)
+        store = PostgresStore(resolve_database_url(self.args.database_url), schema=self.schema())
         self._service = WorkflowService(flow, store=store, clock=self.clock)
         return self._service
 
@@ -357,6 +359,65 @@ def _cmd_graph(session: _Session) -> int:
     return EXIT_OK
 
 
+def _cmd_dev(session: _Session) -> int:
+    import signal
+    import threading
+
+    from ._durations import parse_duration
+    from .local.dev import LOCAL_IDENTITY, DevRuntime, sqs_client_from_environment
+
+    args = session.args
+    flow = session.app()
+    sqs = sqs_client_from_environment()
+    runtime = DevRuntime(
+        flow,
+        database_url=resolve_database_url(args.database_url),
+        schema=session.schema(),
+        host=args.host,
+        port=args.port,
+        identity=None if args.anonymous else LOCAL_IDENTITY,
+        allow_anonymous=args.anonymous,
+        sweep_every=parse_duration(args.sweep_every),
+        sqs_client=sqs,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runtime.start()
+    queues = "SQS at $AWS_ENDPOINT_URL" if sqs is not None else "local queues"
+    print(f"lambda-flow dev: API on {runtime.url} ({queues}; Ctrl-C stops)", flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+    print("lambda-flow dev: stopped", flush=True)
+    return EXIT_OK
+
+
+def _cmd_invoke(session: _Session) -> int:
+    from .local.invoke import invoke
+
+    args = session.args
+    try:
+        with open(args.event, encoding="utf-8") as handle:
+            event = json.load(handle)
+    except OSError as exc:
+        raise CommandError(f"cannot read event file {args.event!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CommandError(f"event file {args.event!r} is not valid JSON: {exc}") from None
+    result = invoke(
+        args.function,
+        event,
+        flow=session.app(),
+        database_url=resolve_database_url(args.database_url),
+        schema=session.schema(),
+        workflow=args.workflow or setting(None, "LAMBDA_FLOW_TRIGGER_WORKFLOW"),
+    )
+    print(_json({"response": result.response, "queued": result.queued}))
+    return EXIT_OK
+
+
 def _cmd_cancel(session: _Session) -> int:
     service = session.service(session.app(required=False))
     run = service.cancel(session.args.run_id, session.args.reason)
@@ -438,6 +499,31 @@ def build_parser() -> argparse.ArgumentParser:
     graph = command("graph", _cmd_graph, "show a graph workflow's nodes and edges")
     graph.add_argument("name", metavar="NAME")
     graph.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
+
+    dev = command(
+        "dev",
+        _cmd_dev,
+        "serve the API on a loopback port and run queues, workers, timers and the sweeper "
+        "in this process (no Docker, no AWS account)",
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    dev.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    dev.add_argument("--sweep-every", default="30s", metavar="DURATION", help="sweeper interval")
+    dev.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="send requests without the local IAM caller (and let them through)",
+    )
+
+    invoke = command(
+        "invoke",
+        _cmd_invoke,
+        "run one function's handler on one event, like `sam local invoke` (no Docker)",
+    )
+    invoke.add_argument("function", metavar="FUNCTION", help="Api, Orchestrator, StepWorker, "
+                        "Sweeper, QueueStart or ScheduleStart")  # fmt: skip
+    invoke.add_argument("-e", "--event", required=True, metavar="FILE", help="the event (JSON)")
+    invoke.add_argument("--workflow", help="the workflow QueueStart/ScheduleStart start")
 
     cancel = command("cancel", _cmd_cancel, "cancel a running or suspended run")
     cancel.add_argument("run_id", metavar="RUN_ID")

@@ -8,6 +8,7 @@ them on the real queues).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,8 +70,9 @@ def invoke(
             {
                 "queue": queue.name,
                 "body": message.body,
+                # Rounded up, as lambda-flow rounds SQS DelaySeconds.
                 "delay_seconds": max(
-                    int((message.visible_at - message.sent_at).total_seconds()), 0
+                    math.ceil((message.visible_at - message.sent_at).total_seconds()), 0
                 ),
             }
             for queue in (orchestrator, step)
