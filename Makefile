@@ -34,3 +34,65 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .lambda-flow .pytest_cache .mypy_cache .ruff_cache
+
+# -- AWS: SAM CLI, template checks and `sam build` -------------------------------------------
+# The SAM CLI lives in a venv of its own: it pins boto3, pydantic and friends in ways the
+# project's test dependencies (moto, boto3) must not have to follow.
+SAM_VENV      := .venv-sam
+SAM           := $(SAM_VENV)/bin/sam
+SAM_STAMP     := $(SAM_VENV)/.installed
+SAM_CLI_SPEC  ?= aws-sam-cli==1.170.0
+export SAM_CLI_TELEMETRY ?= 0
+
+.PHONY: sam-venv validate sam-build
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check '$(SAM_CLI_SPEC)'
+	touch $(SAM_STAMP)
+
+sam-venv: $(SAM_STAMP)
+
+# `make test` (CI) installs the SAM CLI too, so tests/deploy runs `sam validate` and `sam build`.
+pytest: $(SAM_STAMP)
+
+# Offline checks of template.yaml and infra/ (tests/deploy runs these and more under `make test`).
+validate: $(SAM_STAMP) $(STAMP)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM) validate --lint
+	$(SAM_VENV)/bin/cfn-lint infra/database.yaml
+	$(PY) -m pytest -q tests/deploy
+
+sam-build: $(SAM_STAMP)
+	$(SAM) build
+
+# `sam build` runs these (BuildMethod: makefile in template.yaml), in this folder
+# (build_in_source in samconfig.toml), with ARTIFACTS_DIR set to where the artifact goes.
+# A function's artifact is its code: lambda_flow/, handlers/ and the application's packages.
+# Name yours in APP_PACKAGES (here, or `APP_PACKAGES="myapp" sam build`).
+APP_PACKAGES    ?= examples
+FUNCTION_CODE   := lambda_flow handlers $(APP_PACKAGES)
+# The layer holds requirements.txt's wheels for the Lambda runtime, whatever Python and machine
+# run the build: keep these in step with Runtime and Architectures in template.yaml.
+LAMBDA_PYTHON   := 3.13
+LAMBDA_PLATFORM := manylinux_2_28_aarch64 manylinux2014_aarch64
+LAMBDA_PIP      := $(firstword $(wildcard $(PY) $(SAM_VENV)/bin/python) $(PYTHON)) -m pip
+
+.PHONY: build-Api build-Orchestrator build-StepWorker build-Sweeper build-QueueStart \
+	build-ScheduleStart build-Dependencies
+
+build-Api build-Orchestrator build-StepWorker build-Sweeper build-QueueStart build-ScheduleStart:
+	mkdir -p "$(ARTIFACTS_DIR)"
+	cp -R $(FUNCTION_CODE) "$(ARTIFACTS_DIR)/"
+	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
+
+build-Dependencies:
+	$(LAMBDA_PIP) install --quiet --disable-pip-version-check --no-compile \
+		--target "$(ARTIFACTS_DIR)/python" --implementation cp \
+		--python-version $(LAMBDA_PYTHON) $(addprefix --platform ,$(LAMBDA_PLATFORM)) \
+		--only-binary=:all: -r requirements.txt
+	rm -rf "$(ARTIFACTS_DIR)/python/bin"
+
+.PHONY: clean-sam
+clean: clean-sam
+clean-sam:
+	rm -rf $(SAM_VENV) .aws-sam

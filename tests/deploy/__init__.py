@@ -1,0 +1,1 @@
+"""Checks of the deployable pieces: template.yaml, infra/, samconfig.toml, events/, the build."""
