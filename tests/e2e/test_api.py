@@ -407,7 +407,7 @@ def test_cancel_with_and_without_a_reason(api_client: ApiClient, workflows: Any)
     ("body", "fragment"),
     [
         ('{"name": ', "not valid JSON: Expecting value"),
-        ('{"name": "Ada",}', "Expecting property name"),
+        ('{"name": "Ada",}', "not valid JSON"),  # the parser's wording varies by Python
         ("{'name': 'Ada'}", "line 1, column 2"),
         ('{"name": NaN}', "NaN"),
         ("[" * 100_000, "nested too deeply"),
