@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -24,8 +23,15 @@ from typing import Any, NoReturn
 import psycopg
 
 from ._clock import Clock
-from ._config import DEFAULT_SCHEMA, ENV_APP, ENV_SCHEMA, resolve_database_url, setting
-from ._errors import LambdaFlowError
+from ._config import (
+    DEFAULT_SCHEMA,
+    ENV_APP,
+    ENV_SCHEMA,
+    import_flow,
+    resolve_database_url,
+    setting,
+)
+from ._errors import ConfigurationError, LambdaFlowError
 from ._flow import Flow
 from ._models import Run, RunStatus, StepAttempt
 from ._service import WorkflowService
@@ -154,44 +160,19 @@ def _parse_input(text: str) -> Any:
         ) from None
 
 
-def _cwd_on_path() -> None:
-    """Import from the current folder first, as ``python -m`` and uvicorn do."""
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-
-
 def load_app(spec: str) -> Flow:
     """Import the :class:`Flow` named by ``module:attribute`` (the attribute may be dotted).
 
     Raises:
-        CommandError: the spec is malformed, the import fails or the object is not a Flow.
+        ConfigurationError: the spec is malformed, the import fails or the object is not a Flow.
     """
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise CommandError(f"--app must look like 'module:attribute', got {spec!r}")
-    _cwd_on_path()
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CommandError(f"cannot import app module {module_name!r}: {exc}") from None
-    found: Any = module
-    for part in attribute.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise CommandError(
-                f"app module {module_name!r} has no attribute {attribute!r}"
-            ) from None
-    if not isinstance(found, Flow):
-        raise CommandError(f"--app {spec!r} is a {type(found).__name__}, not a lambda_flow.Flow")
-    return found
+    return import_flow(spec, option="--app")
 
 
 def _load_demo_app() -> Flow:
     try:
         return load_app(DEMO_APP)
-    except CommandError:
+    except ConfigurationError:
         # Outside the source checkout: try the checkout this package was installed from.
         checkout = str(Path(__file__).resolve().parent.parent)
         if checkout in sys.path or not (Path(checkout) / "examples" / "onboarding.py").exists():

@@ -6,16 +6,14 @@ names the variable, before any request is served.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._config import DEFAULT_SCHEMA, ENV_APP, ENV_DATABASE_URL, ENV_SCHEMA
+from .._config import DEFAULT_SCHEMA, ENV_APP, ENV_DATABASE_URL, ENV_SCHEMA, import_flow
 from .._errors import ConfigurationError
 from .._flow import Flow
 from ..store.postgres import validate_schema_name
@@ -184,26 +182,12 @@ def _yes_no(name: str, value: str | None) -> bool:
 
 
 def load_flow(spec: str) -> Flow:
-    """Import ``module:attribute`` and check that it is a :class:`Flow`.
+    """Import the application's :class:`Flow` named by ``LAMBDA_FLOW_APP``.
 
     Raises:
         ConfigurationError: the module or attribute is missing, or is not a Flow.
     """
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError(f"{ENV_APP} must be module:attribute, got {spec!r}")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"{ENV_APP}: cannot import {module_name!r}: {exc}") from None
-    target: Any = module
-    for part in attribute.split("."):
-        target = getattr(target, part, None)
-    if not isinstance(target, Flow):
-        raise ConfigurationError(f"{ENV_APP}: {spec!r} is not a lambda_flow.Flow")
-    return target
+    return import_flow(spec, option=ENV_APP)
 
 
 def database_url_from_secret(secret_arn: str, *, client: Any = None) -> str:
