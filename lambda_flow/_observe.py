@@ -37,6 +37,33 @@ class Observer(Protocol):
         ...
 
 
+def step_fields(
+    info: StepInfo, kind: StepKind, status: StepStatus, *, retrying: bool
+) -> dict[str, object]:
+    """The structured fields of a "step attempt finished" record."""
+    return {
+        "run_id": info.run_id,
+        "workflow": info.workflow,
+        "step": info.step_id,
+        "attempt": info.attempt,
+        "kind": kind.value,
+        "status": status.value,
+        "retrying": retrying,
+    }
+
+
+def run_fields(
+    run_id: str, workflow: str, status: RunStatus, duration_seconds: float
+) -> dict[str, object]:
+    """The structured fields of a "run finished" record."""
+    return {
+        "run_id": run_id,
+        "workflow": workflow,
+        "status": status.value,
+        "duration_seconds": round(duration_seconds, 3),
+    }
+
+
 class LoggingObserver:
     """Structured records on the ``lambda_flow`` logger; no traces or metrics."""
 
@@ -47,28 +74,12 @@ class LoggingObserver:
     def step_finished(
         self, info: StepInfo, kind: StepKind, status: StepStatus, *, retrying: bool
     ) -> None:
-        logger.debug(
-            "step attempt finished",
-            extra={
-                "run_id": info.run_id,
-                "workflow": info.workflow,
-                "step": info.step_id,
-                "attempt": info.attempt,
-                "kind": kind.value,
-                "status": status.value,
-                "retrying": retrying,
-            },
-        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "step attempt finished", extra=step_fields(info, kind, status, retrying=retrying)
+            )
 
     def run_finished(
         self, run_id: str, workflow: str, status: RunStatus, duration_seconds: float
     ) -> None:
-        logger.info(
-            "run finished",
-            extra={
-                "run_id": run_id,
-                "workflow": workflow,
-                "status": status.value,
-                "duration_seconds": round(duration_seconds, 3),
-            },
-        )
+        logger.info("run finished", extra=run_fields(run_id, workflow, status, duration_seconds))

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._context import StepInfo
 from .._models import RunStatus, StepKind, StepStatus
+from .._observe import run_fields, step_fields
 
 NAMESPACE = "LambdaFlow"
 
@@ -51,16 +52,7 @@ class PowertoolsObserver:
         )
         self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         self.logger.info(
-            "step attempt finished",
-            extra={
-                "run_id": info.run_id,
-                "workflow": info.workflow,
-                "step": info.step_id,
-                "attempt": info.attempt,
-                "kind": kind.value,
-                "status": status.value,
-                "retrying": retrying,
-            },
+            "step attempt finished", extra=step_fields(info, kind, status, retrying=retrying)
         )
 
     def run_finished(
@@ -77,11 +69,5 @@ class PowertoolsObserver:
                 name="RunDuration", unit=MetricUnit.Seconds, value=duration_seconds
             )
         self.logger.info(
-            "run finished",
-            extra={
-                "run_id": run_id,
-                "workflow": workflow,
-                "status": status.value,
-                "duration_seconds": round(duration_seconds, 3),
-            },
+            "run finished", extra=run_fields(run_id, workflow, status, duration_seconds)
         )
