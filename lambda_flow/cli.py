@@ -345,11 +345,11 @@ def _cmd_dev(session: _Session) -> int:
     import threading
 
     from ._durations import parse_duration
-    from .local.dev import LOCAL_IDENTITY, DevRuntime, sqs_client_from_environment
+    from .local.dev import LOCAL_IDENTITY, DevRuntime, aws_clients_from_environment
 
     args = session.args
     flow = session.app()
-    sqs = sqs_client_from_environment()
+    sqs, scheduler = aws_clients_from_environment()
     runtime = DevRuntime(
         flow,
         database_url=resolve_database_url(args.database_url),
@@ -360,11 +360,12 @@ def _cmd_dev(session: _Session) -> int:
         allow_anonymous=args.anonymous,
         sweep_every=parse_duration(args.sweep_every),
         sqs_client=sqs,
+        scheduler_client=scheduler,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runtime.start()
-    queues = "SQS at $AWS_ENDPOINT_URL" if sqs is not None else "local queues"
+    queues = "SQS and Scheduler at $AWS_ENDPOINT_URL" if sqs is not None else "local queues"
     print(f"lambda-flow dev: API on {runtime.url} ({queues}; Ctrl-C stops)", flush=True)
     try:
         stop.wait()

@@ -11,6 +11,7 @@ sweeper runs on an interval.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -258,6 +259,9 @@ class DevRuntime:
         sweep_every: how often the sweeper runs.
         sqs_client: a boto3 SQS client to use real queues (LocalStack / moto) instead of local
             ones; ``aws_queue_prefix`` names them.
+        scheduler_client: with ``sqs_client``, a boto3 Scheduler client: timers beyond 15
+            minutes become one-time schedules in a ``<prefix>`` group (the sweeper wakes them
+            if the emulator never fires them).
     """
 
     def __init__(
@@ -274,6 +278,7 @@ class DevRuntime:
         max_receives: int = 5,
         sweep_every: timedelta = timedelta(seconds=30),
         sqs_client: Any = None,
+        scheduler_client: Any = None,
         aws_queue_prefix: str = "lambda-flow-dev",
     ) -> None:
         from .._config import resolve_database_url
@@ -299,7 +304,19 @@ class DevRuntime:
             urls = _ensure_sqs_queues(
                 sqs_client, aws_queue_prefix, visibility_timeout, max_receives
             )
-            queue = SqsJobQueue(urls["orchestrator"][0], urls["step"][0], client=sqs_client)
+            scheduler = None
+            if scheduler_client is not None:
+                from ..transport.scheduler import WakeupScheduler
+
+                scheduler = WakeupScheduler(
+                    _ensure_schedule_group(scheduler_client, aws_queue_prefix),
+                    f"arn:aws:iam::000000000000:role/{aws_queue_prefix}-scheduler",
+                    urls["orchestrator"][1],
+                    client=scheduler_client,
+                )
+            queue = SqsJobQueue(
+                urls["orchestrator"][0], urls["step"][0], client=sqs_client, scheduler=scheduler
+            )
         self.service = WorkflowService(flow, store=self.store, queue=queue, clock=clock)
         self.dispatcher = Dispatcher(self.service)
         api = build_api(self.service, flow, allow_anonymous=allow_anonymous)
@@ -404,8 +421,15 @@ def _ensure_sqs_queues(
     return found
 
 
-def sqs_client_from_environment() -> Any:
-    """A boto3 SQS client for ``AWS_ENDPOINT_URL`` (moto, LocalStack), or None when unset.
+def _ensure_schedule_group(client: Any, name: str) -> str:
+    with contextlib.suppress(client.exceptions.ConflictException):  # from an earlier start
+        client.create_schedule_group(Name=name)
+    return name
+
+
+def aws_clients_from_environment() -> tuple[Any, Any]:
+    """Boto3 SQS and Scheduler clients for ``AWS_ENDPOINT_URL`` (moto, LocalStack), or
+    ``(None, None)`` when it is unset.
 
     With ``LAMBDA_FLOW_LOCALSTACK=1``, localstack-client's session is used (it knows
     LocalStack's endpoints and test credentials).
@@ -413,9 +437,10 @@ def sqs_client_from_environment() -> Any:
     if os.environ.get("LAMBDA_FLOW_LOCALSTACK", "").lower() in {"1", "true", "yes"}:
         import localstack_client.session
 
-        return localstack_client.session.Session().client("sqs")
+        session = localstack_client.session.Session()
+        return session.client("sqs"), session.client("scheduler")
     if not os.environ.get("AWS_ENDPOINT_URL"):
-        return None
+        return None, None
     import boto3
 
-    return boto3.client("sqs")
+    return boto3.client("sqs"), boto3.client("scheduler")
