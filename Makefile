@@ -29,8 +29,21 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest
 
-bench: $(STAMP)
-	$(PY) -m bench
+# DBOS Transact, the benchmark's reference, lives in a venv of its own (its pins are its own).
+BENCH_DBOS_VENV  := .venv-bench-dbos
+BENCH_DBOS_STAMP := $(BENCH_DBOS_VENV)/.installed
+
+$(BENCH_DBOS_STAMP): bench/requirements-dbos.txt
+	$(PYTHON) -m venv $(BENCH_DBOS_VENV)
+	$(BENCH_DBOS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r bench/requirements-dbos.txt
+	touch $(BENCH_DBOS_STAMP)
+
+# lambda-flow and DBOS side by side on one durable Postgres: bench/results.{json,md} and
+# docs/performance.md's table (not part of `make test`). `python -m bench` alone still runs
+# the inline-steps benchmark.
+bench: $(STAMP) $(BENCH_DBOS_STAMP)
+	$(PY) -m bench compare --dbos-python $(BENCH_DBOS_VENV)/bin/python
 
 clean:
 	rm -rf $(VENV) .lambda-flow .pytest_cache .mypy_cache .ruff_cache

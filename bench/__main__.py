@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import inline_steps, remote_steps
+from . import compare, inline_steps, remote_steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,12 @@ BENCHMARKS = {
         description=inline_steps.__doc__ or inline_steps.SUMMARY,
         add_arguments=inline_steps.add_arguments,
         run=inline_steps.run,
+    ),
+    "compare": Benchmark(
+        summary=compare.SUMMARY,
+        description=compare.__doc__ or compare.SUMMARY,
+        add_arguments=compare.add_arguments,
+        run=compare.run,
     ),
     "remote-steps": Benchmark(
         summary=remote_steps.SUMMARY,

@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -55,6 +55,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from lambda_flow import Flow, PostgresStore, WorkflowContext, WorkflowService
+
+from ._pgstats import WireCounter
 
 SUMMARY = "one workflow of N trivial inline steps, inline mode, durable local Postgres"
 WORKFLOW = "bench_inline_steps"
@@ -84,56 +86,6 @@ def build_flow(*, distinct_names: bool) -> Flow:
         return total
 
     return flow
-
-
-# -- counting what goes over the wire --------------------------------------------------------
-class WireCounter:
-    """Counts psycopg's client-server exchanges and the time spent waiting for each reply.
-
-    psycopg sends a statement, then runs its ``execute`` generator to flush it and read every
-    result: one exchange, one round trip. Preparing a statement (psycopg does so once the same
-    query has run 5 times on a connection) is one more. Exchanges on ``exclude`` (the
-    monitor's connection) are not counted. This wraps psycopg internals; when they are not
-    where expected the counter stays unavailable and the figures say n/a.
-    """
-
-    _TARGETS = ("psycopg._cursor_base", "psycopg.generators")
-
-    def __init__(self) -> None:
-        self.exclude: object = None
-        self.exchanges = 0
-        self.wait_s = 0.0
-        self.available = False
-        self._saved: list[tuple[Any, Any]] = []
-
-    def _wrap(self, original: Callable[[Any], Generator[Any, Any, Any]]) -> Callable[..., Any]:
-        def execute(pgconn: Any, *args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            if pgconn is self.exclude:
-                return (yield from original(pgconn, *args, **kwargs))
-            start = time.perf_counter()
-            try:
-                return (yield from original(pgconn, *args, **kwargs))
-            finally:
-                self.exchanges += 1
-                self.wait_s += time.perf_counter() - start
-
-        return execute
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[WireCounter]:
-        for name in self._TARGETS:
-            module = importlib.import_module(name)
-            original = getattr(module, "execute", None)
-            if callable(original):
-                self._saved.append((module, original))
-                module.execute = self._wrap(original)  # type: ignore[attr-defined]
-        self.available = len(self._saved) == len(self._TARGETS)
-        try:
-            yield self
-        finally:
-            for module, original in reversed(self._saved):
-                module.execute = original
-            self._saved.clear()
 
 
 # -- the server's side -----------------------------------------------------------------------

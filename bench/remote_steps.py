@@ -35,9 +35,10 @@ import time
 import uuid
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -111,6 +112,8 @@ class Measurement:
     delays: dict[str, int]
     """DelaySeconds of every message the application sent, by message id."""
     elapsed: float
+    durations: list[float] = field(default_factory=list)
+    """Wall time of each handler call, in the order of ``invocations`` (seconds)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,6 +148,7 @@ def _measure(dsn: str, *, verbose: bool) -> Measurement:
                 delenv=_unset,
             )
             try:
+                durations = _time_handlers(harness.handlers)
                 stats, recorder = harness.runtime.store.stats, harness.recorder
                 before = (stats.round_trips, len(recorder.sent), len(recorder.calls))
                 run_id = harness.service.start(WORKFLOW, INPUT)
@@ -165,12 +169,31 @@ def _measure(dsn: str, *, verbose: bool) -> Measurement:
                     invocations=invocations,
                     delays={m.message_id or "": m.delay_seconds for m in recorder.delivered()},
                     elapsed=time.perf_counter() - began,
+                    durations=durations,
                 )
             finally:
                 harness.close()
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _time_handlers(handlers: dict[str, ModuleType]) -> list[float]:
+    """Time every call of the loaded handler modules' ``handler`` (the function's own work,
+    not the event source's receive and delete around it), in call order."""
+    durations: list[float] = []
+    for module in handlers.values():
+        handler = module.handler
+
+        def timed(event: Any, context: Any, handler: Any = handler) -> Any:
+            started = time.perf_counter()
+            try:
+                return handler(event, context)
+            finally:
+                durations.append(time.perf_counter() - started)
+
+        module.handler = timed  # type: ignore[attr-defined]
+    return durations
 
 
 def _unset(name: str) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -46,7 +46,7 @@ from .transport.base import StepJob
 
 if TYPE_CHECKING:
     from ._clock import Clock
-    from ._flow import Flow, WorkflowDef
+    from ._flow import Flow, FunctionDef, WorkflowDef
     from .store.base import Store
     from .transport.base import JobQueue
 
@@ -72,17 +72,59 @@ class Engine:
     """Told about every attempt and every finished run (logs, traces, metrics)."""
 
 
-@dataclass(frozen=True, slots=True)
 class _StepSpec:
-    """What one ``wf.do`` call asks for."""
+    """What one ``wf.do`` call asks for.
 
-    kind: StepKind
-    target: str | None
-    codec: Codec
-    invoke: Callable[[], Awaitable[Any]]
-    input: Any
-    retries: int
-    retry_delay: timedelta
+    Built for every call, replayed ones included (replaying 10,000 steps builds 10,000), so it
+    is a plain slotted class and holds what to call rather than a closure per call.
+    """
+
+    __slots__ = ("_call", "codec", "function", "input", "kind", "retries", "retry_delay", "target")
+
+    def __init__(
+        self,
+        *,
+        kind: StepKind,
+        target: str | None,
+        codec: Codec,
+        input: Any,
+        retries: int,
+        retry_delay: timedelta,
+        function: FunctionDef | None,
+        call: Callable[[], Any] | None,
+    ) -> None:
+        self.kind = kind
+        self.target = target
+        self.codec = codec
+        self.input = input
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.function = function
+        """The registered function of an RPC step."""
+        self._call = call
+        """The callable of an inline step."""
+
+    async def invoke(self) -> Any:
+        """Run one attempt; an inline step's result comes back JSON-safe."""
+        if self.function is not None:
+            return await self.function.invoke(self.input)
+        call = self._call
+        if call is None:  # pragma: no cover - _spec gives one or the other
+            raise RuntimeError("a step with nothing to run")
+        result = call()
+        if inspect.isawaitable(result):
+            result = await result
+        return self.codec.dump(result)
+
+
+_NO_DELAY = timedelta(0)
+
+
+def _retry_delay(value: Duration) -> timedelta:
+    """``parse_duration``, with the default (``0``) spared the parsing on every replayed step."""
+    if value.__class__ is int and value == 0:
+        return _NO_DELAY
+    return parse_duration(value)
 
 
 class OrchestrationPass:
@@ -402,23 +444,17 @@ class OrchestrationPass:
             raise LambdaFlowError(
                 f"step {name!r}: retries must be a whole number >= 0, got {retries!r}"
             )
-        delay = parse_duration(retry_delay)
-        function = (
-            self.engine.flow.get_function(target)
-            if isinstance(target, str)
-            else self.engine.flow.find_function(target)
-        )
+        delay = _retry_delay(retry_delay)
+        if isinstance(target, str):
+            function: FunctionDef | None = self.engine.flow.get_function(target)
+        else:
+            function = self.engine.flow.find_function(target)
         if function is not None:
             payload = ANY_CODEC.dump(data)
             return _StepSpec(
-                kind=StepKind.RPC,
-                target=function.name,
-                codec=function.output,
-                invoke=lambda: function.invoke(payload),
-                input=payload,
-                retries=retries,
-                retry_delay=delay,
-            )
+                kind=StepKind.RPC, target=function.name, codec=function.output, input=payload,
+                retries=retries, retry_delay=delay, function=function, call=None,
+            )  # fmt: skip
         if not callable(target):
             raise LambdaFlowError(
                 f"step {name!r}: target must be a function name, a registered function or a "
@@ -430,16 +466,9 @@ class OrchestrationPass:
                 f"{getattr(target, '__name__', 'the function')} with @flow.function to pass data"
             )
         codec = codec_for(resolve_hints(target), "return") if _annotated(target) else ANY_CODEC
-
-        async def invoke() -> Any:
-            result = target()
-            if inspect.isawaitable(result):
-                result = await result
-            return codec.dump(result)
-
         return _StepSpec(
-            kind=StepKind.INLINE, target=None, codec=codec, invoke=invoke, input=None,
-            retries=retries, retry_delay=delay,
+            kind=StepKind.INLINE, target=None, codec=codec, input=None, retries=retries,
+            retry_delay=delay, function=None, call=target,
         )  # fmt: skip
 
     async def do(

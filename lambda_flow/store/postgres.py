@@ -68,6 +68,17 @@ def _error(value: Any) -> ErrorInfo | None:
     return None if value is None else ErrorInfo.model_validate(value)
 
 
+_STEP_KINDS = {kind.value: kind for kind in StepKind}
+_STEP_STATUSES = {status.value: status for status in StepStatus}
+
+
+def _loads_all(texts: list[str | None]) -> list[Any]:
+    """Parse JSON documents (None for SQL NULL) with a single ``json.loads`` call."""
+    if not texts:
+        return []
+    return list(json.loads("[" + ",".join("null" if t is None else t for t in texts) + "]"))
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -194,8 +205,9 @@ class PostgresStore(Store):
                 " RETURNING lease_token, workflow, input, created_at, version"
             ),
             "steps": q(
-                "SELECT step_key, name, position, kind, target, status, attempt, result, error,"
-                " wake_at FROM {schema}.steps WHERE run_id = %s ORDER BY position"
+                # result and error as text: decoded together below, in one json.loads.
+                "SELECT step_key, name, position, kind, target, status, attempt, result::text,"
+                " error::text, wake_at FROM {schema}.steps WHERE run_id = %s ORDER BY position"
             ),
             "write_steps": q(
                 "WITH r AS (UPDATE {schema}.runs SET version = version + 1,"
@@ -473,18 +485,24 @@ class PostgresStore(Store):
             created_at=row[3],
             version=row[4],
         )
-        for s in self._fetchall(self._sql["steps"], [key]):
-            leased.steps[s[0]] = StepRecord(
-                key=s[0],
-                name=s[1],
-                position=s[2],
-                kind=StepKind(s[3]),
-                target=s[4],
-                status=StepStatus(s[5]),
-                attempt=s[6],
-                result=s[7],
-                error=_error(s[8]),
-                wake_at=s[9],
+        rows = self._fetchall(self._sql["steps"], [key])
+        # A pass loads every step of its run; replaying 10,000 of them must stay cheap, so the
+        # results are parsed in one call rather than one per row, and the enums are looked up.
+        results = _loads_all([s[7] for s in rows])
+        kinds, statuses = _STEP_KINDS, _STEP_STATUSES
+        steps = leased.steps
+        for s, result in zip(rows, results, strict=True):
+            steps[s[0]] = StepRecord(
+                s[0],
+                s[1],
+                s[2],
+                kinds[s[3]],
+                s[4],
+                statuses[s[5]],
+                s[6],
+                result,
+                None if s[8] is None else _error(json.loads(s[8])),
+                s[9],
             )
         return leased
 
