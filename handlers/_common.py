@@ -4,20 +4,22 @@ the process's runtime, built at cold start so bad configuration fails before any
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from lambda_flow.aws.observability import NAMESPACE, PowertoolsObserver
 from lambda_flow.aws.runtime import Runtime, get_runtime
+from lambda_flow.aws.tracing import make_tracer
 
 
-def setup(function: str) -> tuple[Logger, Tracer, Metrics, Runtime]:
+def setup(function: str) -> tuple[Logger, Any, Metrics, Runtime]:
     """Logger, tracer, metrics and runtime for the function called ``function``."""
     service = os.environ.get("POWERTOOLS_SERVICE_NAME", f"lambda-flow-{function}")
     logger = Logger(service=service)
     copy_config_to_registered_loggers(source_logger=logger, include={"lambda_flow"})
-    tracer = Tracer(service=service)
+    tracer = make_tracer(service)
     metrics = Metrics(namespace=NAMESPACE, service=service)
     runtime = get_runtime(observer=PowertoolsObserver(logger, tracer, metrics))
     return logger, tracer, metrics, runtime

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,12 +24,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambda_flow.aws.api import build_api
 from lambda_flow.aws.config import ENV_ALLOW_ANONYMOUS
 from lambda_flow.aws.runtime import Runtime, get_runtime
+from lambda_flow.aws.tracing import make_tracer
 
 __all__ = ["ENV_ALLOW_ANONYMOUS", "get_app", "handler"]  # the switch used to be defined here
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "lambda-flow-api"
 logger = Logger(service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
+tracer = make_tracer(SERVICE_NAME)
 
 
 @dataclass(slots=True)
