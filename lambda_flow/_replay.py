@@ -385,27 +385,13 @@ class OrchestrationPass:
         )  # fmt: skip
 
     def _write(self, record: StepRecord, attempt_status: StepStatus, **changes: Any) -> StepRecord:
-        started_at = changes.pop("started_at", None)
-        finished_at = changes.pop("finished_at", None)
-        step_input = changes.pop("input", None)
+        """Apply ``changes`` to the step and commit it with its attempt's history row.
+
+        ``started_at``, ``finished_at`` and ``input`` go to the write only, not the record.
+        """
+        extra = {k: changes.pop(k) for k in ("started_at", "finished_at", "input") if k in changes}
         record = replace(record, **changes)
-        write = StepWrite(
-            key=record.key,
-            name=record.name,
-            position=record.position,
-            kind=record.kind,
-            target=record.target,
-            status=record.status,
-            attempt=record.attempt,
-            attempt_status=attempt_status,
-            started_at=started_at,
-            finished_at=finished_at,
-            input=step_input,
-            result=record.result,
-            error=record.error,
-            wake_at=record.wake_at,
-        )
-        self._commit((write,))
+        self._commit((_step_write(record, attempt_status, **extra),))
         return record
 
     def _commit(self, writes: Sequence[StepWrite]) -> None:
@@ -500,15 +486,12 @@ class OrchestrationPass:
             await self._wait_until(record.key, record.wake_at)  # a retry delay
         if record.status is StepStatus.PENDING:
             attempt = record.attempt + 1
-            write = StepWrite(
-                key=record.key,
-                name=record.name,
-                position=record.position,
-                kind=record.kind,
-                target=record.target,
-                status=StepStatus.SCHEDULED,
-                attempt=attempt,
-                attempt_status=StepStatus.SCHEDULED,
+            scheduled = replace(
+                record, status=StepStatus.SCHEDULED, attempt=attempt, error=None, wake_at=None
+            )
+            write = _step_write(
+                scheduled,
+                StepStatus.SCHEDULED,
                 input=spec.input,
                 max_attempts=spec.retries + 1,
                 retry_delay_ms=int(spec.retry_delay.total_seconds() * 1000),
@@ -625,6 +608,24 @@ class OrchestrationPass:
         self._cancelled = True
         self._cancel_reason = reason
         raise CancelSignal(reason)
+
+
+def _step_write(record: StepRecord, attempt_status: StepStatus, **extra: Any) -> StepWrite:
+    """The write that stores ``record`` and the history row of its current attempt."""
+    return StepWrite(
+        key=record.key,
+        name=record.name,
+        position=record.position,
+        kind=record.kind,
+        target=record.target,
+        status=record.status,
+        attempt=record.attempt,
+        attempt_status=attempt_status,
+        result=record.result,
+        error=record.error,
+        wake_at=record.wake_at,
+        **extra,
+    )
 
 
 def _annotated(fn: Callable[..., Any]) -> bool:
