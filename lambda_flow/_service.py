@@ -198,6 +198,10 @@ class WorkflowService:
 
         Returns the outcome, or None when the run is not running or another pass holds it.
         """
+        with self.store.pinned():  # one connection for the pass's many small statements
+            return await self._run_pass(run_id)
+
+    async def _run_pass(self, run_id: str) -> RunOutcome | None:
         now = self.clock.now()
         leased = self.store.acquire(run_id, self.engine.owner, now, now + self.engine.lease_ttl)
         if leased is None:

@@ -7,6 +7,7 @@ that a pass whose lease was lost cannot change anything (invariant 4).
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -271,6 +272,11 @@ class Store(abc.ABC):
     def find_stuck(self, now: datetime, *, unsent_after: datetime, limit: int) -> StuckWork:
         """Runs and step jobs that lost their way (invariant 6); ``unsent_after``: a scheduled
         step untouched since before then is presumed never sent."""
+
+    def pinned(self) -> contextlib.AbstractContextManager[None]:
+        """Within this context, this thread's calls share one connection (a pass's many small
+        statements skip the pool). Backends without connections need not override it."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def close(self) -> None:

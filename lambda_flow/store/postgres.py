@@ -7,14 +7,17 @@ is one round trip and one commit per step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
+import psycopg
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -166,6 +169,10 @@ class PostgresStore(Store):
     ) -> None:
         self.schema = validate_schema_name(schema)
         self.stats = StoreStats()
+        # The connection a pass holds (see pinned()); per thread and task, never shared.
+        self._pinned: ContextVar[psycopg.Connection[Any] | None] = ContextVar(
+            f"lambda_flow_pinned_{id(self)}", default=None
+        )
         self._pool: ConnectionPool = ConnectionPool(
             dsn,
             min_size=min_connections,
@@ -314,8 +321,23 @@ class PostgresStore(Store):
     def _fetchall(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
         self.stats.round_trips += 1
         self.stats.commits += 1  # autocommit: each statement is its own transaction
+        conn = self._pinned.get()
+        if conn is not None:
+            return conn.execute(query, params).fetchall()
         with self._pool.connection() as conn:
             return conn.execute(query, params).fetchall()
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        if self._pinned.get() is not None:
+            yield
+            return
+        with self._pool.connection() as conn:
+            token = self._pinned.set(conn)
+            try:
+                yield
+            finally:
+                self._pinned.reset(token)
 
     def _fetchone(self, query: str, params: Any = None) -> tuple[Any, ...] | None:
         rows = self._fetchall(query, params)
