@@ -427,7 +427,10 @@ def handler_environment(url: str) -> dict[str, str]:
     """What template.yaml gives every function, with the database as a URL instead of a secret
     and queue URLs of the AWS form (no call is made to them at import)."""
     queue = "https://sqs.us-east-1.amazonaws.com/123456789012/lambda-flow-{}"
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("LAMBDA_FLOW_", "AWS_"))}
+    # The driver's own environment may hold settings of earlier workloads (moto, tracing off):
+    # only what the template sets counts here.
+    prefixes = ("LAMBDA_FLOW_", "AWS_", "POWERTOOLS_")
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     return {
         **keep,
         "LAMBDA_FLOW_APP": "examples.onboarding:flow",
