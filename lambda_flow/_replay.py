@@ -70,6 +70,8 @@ class Engine:
     """Remote mode: RPC steps become jobs for step workers instead of running in the pass."""
     observer: Observer = field(default_factory=LoggingObserver)
     """Told about every attempt and every finished run (logs, traces, metrics)."""
+    replay_only: bool = False
+    """Check a recorded history against the code: run nothing, stop where the history ends."""
 
 
 class _StepSpec:
@@ -471,14 +473,24 @@ class OrchestrationPass:
         record = self._claim(key, spec.kind, spec.target)
         if record is None:
             await self._caught_up(key)
+            await self._history_ends(key)
             record = self._new_record(key, name, spec.kind, spec.target)
         elif record.status is StepStatus.SUCCEEDED:
             return spec.codec.load(record.result)
         elif record.status is StepStatus.FAILED:
             raise _step_failed(record)
+        else:
+            await self._history_ends(key)
         if spec.kind is StepKind.RPC and self.engine.queue is not None:
             return await self._remote_attempts(spec, record)
         return await self._attempts(spec, record)
+
+    async def _history_ends(self, key: str) -> None:
+        """In replay-only mode, the recorded history ends at this step: wait here for good."""
+        if self.engine.replay_only:
+            self._external.add(key)
+            self._touch()
+            await asyncio.get_running_loop().create_future()
 
     async def _remote_attempts(self, spec: _StepSpec, record: StepRecord) -> Any:
         """Schedule the step's next attempt as a job and wait (across passes) for a worker."""
@@ -567,6 +579,7 @@ class OrchestrationPass:
         record = self._claim(key, StepKind.SLEEP, None)
         if record is None:
             await self._caught_up(key)
+            await self._history_ends(key)
             now = self.engine.clock.now()
             record = self._write(
                 self._new_record(key, name, StepKind.SLEEP, None),
@@ -578,6 +591,8 @@ class OrchestrationPass:
             )
         elif record.status is StepStatus.SUCCEEDED:
             return
+        else:
+            await self._history_ends(key)
         await self._wait_until(key, record.wake_at or self.engine.clock.now())
         self._write(
             record,
@@ -591,6 +606,7 @@ class OrchestrationPass:
         record = self._claim(key, StepKind.SUSPEND, None)
         if record is None:
             await self._caught_up(key)
+            await self._history_ends(key)
             self._write(
                 self._new_record(key, reason, StepKind.SUSPEND, None),
                 StepStatus.PENDING,

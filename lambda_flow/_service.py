@@ -263,6 +263,16 @@ class WorkflowService:
             self._require(run_id)
         return history
 
+    def export_run(self, run_id: str) -> dict[str, Any]:
+        """The run and all its steps as JSON-safe data, for ``lambda_flow.testing.replay_history``.
+
+        Raises:
+            RunNotFound: unknown run.
+        """
+        from ._history import export_run
+
+        return export_run(self.store, run_id)
+
     def list_runs(
         self,
         *,

@@ -31,7 +31,7 @@ from ._config import (
     resolve_database_url,
     setting,
 )
-from ._errors import ConfigurationError, LambdaFlowError
+from ._errors import ConfigurationError, LambdaFlowError, NonDeterminismError
 from ._flow import Flow
 from ._models import Run, RunStatus, StepAttempt
 from ._service import WorkflowService
@@ -400,6 +400,33 @@ def _cmd_invoke(session: _Session) -> int:
     return EXIT_OK
 
 
+def _cmd_export(session: _Session) -> int:
+    service = session.service(session.app(required=False))
+    print(_json(service.export_run(session.args.run_id)))
+    return EXIT_OK
+
+
+def _cmd_replay(session: _Session) -> int:
+    from ._history import replay_history
+
+    path = session.args.history
+    try:
+        with open(path, encoding="utf-8") as handle:
+            history = json.load(handle)
+    except OSError as exc:
+        raise CommandError(f"cannot read history file {path!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CommandError(f"history file {path!r} is not valid JSON: {exc}") from None
+    try:
+        status = replay_history(session.app(), history)
+    except NonDeterminismError as exc:
+        print(f"diverged: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    steps = len(history.get("steps", []))
+    print(f"ok: the code replays all {steps} recorded steps ({status.value} at the end)")
+    return EXIT_OK
+
+
 def _cmd_cancel(session: _Session) -> int:
     service = session.service(session.app(required=False))
     run = service.cancel(session.args.run_id, session.args.reason)
@@ -506,6 +533,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "Sweeper, QueueStart or ScheduleStart")  # fmt: skip
     invoke.add_argument("-e", "--event", required=True, metavar="FILE", help="the event (JSON)")
     invoke.add_argument("--workflow", help="the workflow QueueStart/ScheduleStart start")
+
+    export = command("export", _cmd_export, "print a run and its steps as a replayable history")
+    export.add_argument("run_id", metavar="RUN_ID")
+
+    replay = command(
+        "replay",
+        _cmd_replay,
+        "replay an exported history against the app's code, running nothing (exit 1: diverged)",
+    )
+    replay.add_argument("history", metavar="FILE")
 
     cancel = command("cancel", _cmd_cancel, "cancel a running or suspended run")
     cancel.add_argument("run_id", metavar="RUN_ID")

@@ -1,4 +1,5 @@
-"""Helpers for testing workflows: a clock that skips time, and crash injection."""
+"""Helpers for testing workflows: a clock that skips time, crash injection, and replaying
+recorded histories (:func:`replay_history`) to catch changes that would break runs in flight."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._durations import Duration, parse_duration
+from ._history import replay_history
 from .store.base import RunLease, StepWrite, Store
+
+__all__ = ["CrashBeforeWrite", "SimulatedCrash", "TimeSkippingClock", "replay_history"]
 
 
 class TimeSkippingClock:

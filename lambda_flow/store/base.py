@@ -178,6 +178,10 @@ class Store(abc.ABC):
         """Runs newest first, optionally filtered; ``before`` continues after a previous page."""
 
     @abc.abstractmethod
+    def get_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's steps as replay sees them, in the order they were first recorded."""
+
+    @abc.abstractmethod
     def get_history(self, run_id: str) -> list[StepAttempt]:
         """Every attempt of every step of the run, oldest first."""
 

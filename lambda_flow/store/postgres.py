@@ -507,14 +507,17 @@ class PostgresStore(Store):
             created_at=row[3],
             version=row[4],
         )
+        leased.steps = {step.key: step for step in self._load_steps(key)}
+        return leased
+
+    def _load_steps(self, key: uuid.UUID) -> list[StepRecord]:
         rows = self._fetchall(self._sql["steps"], [key])
         # A pass loads every step of its run; replaying 10,000 of them must stay cheap, so the
         # results are parsed in one call rather than one per row, and the enums are looked up.
         results = _loads_all([s[7] for s in rows])
         kinds, statuses = _STEP_KINDS, _STEP_STATUSES
-        steps = leased.steps
-        for s, result in zip(rows, results, strict=True):
-            steps[s[0]] = StepRecord(
+        return [
+            StepRecord(
                 s[0],
                 s[1],
                 s[2],
@@ -526,7 +529,12 @@ class PostgresStore(Store):
                 None if s[8] is None else _error(json.loads(s[8])),
                 s[9],
             )
-        return leased
+            for s, result in zip(rows, results, strict=True)
+        ]
+
+    def get_steps(self, run_id: str) -> list[StepRecord]:
+        key = self._uuid(run_id)
+        return [] if key is None else self._load_steps(key)
 
     def _fenced(self, query: str, params: dict[str, Any], lease: RunLease) -> int:
         row = self._fetchone(query, params)

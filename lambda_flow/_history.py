@@ -1,0 +1,138 @@
+"""Recorded run histories: export a run's steps as JSON, and replay them against the code.
+
+Replaying runs nothing: recorded steps return their stored results, and the replay stops where
+the history ends. If the code asks for a different step than the one recorded, it raises the
+same :class:`NonDeterminismError` a live run would fail with. Keep a few exported histories with
+your tests and replay them in CI to catch a change that would break runs already in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from ._clock import SystemClock
+from ._errors import InvalidInput, NonDeterminismError, RunNotFound
+from ._flow import Flow
+from ._models import ErrorInfo, RunStatus, StepKind, StepStatus
+from ._replay import Engine, OrchestrationPass
+from .store.base import LeasedRun, RunLease, RunOutcome, StepRecord, Store
+
+FORMAT = "lambda-flow-history/1"
+
+
+def export_run(store: Store, run_id: str) -> dict[str, Any]:
+    """A run and every one of its steps as JSON-safe data (see :data:`FORMAT`).
+
+    Raises:
+        RunNotFound: unknown run.
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    return {
+        "format": FORMAT,
+        "run": run.model_dump(mode="json", exclude={"idempotency_key"}),
+        "steps": [
+            {
+                "step_key": s.key,
+                "name": s.name,
+                "position": s.position,
+                "kind": s.kind.value,
+                "target": s.target,
+                "status": s.status.value,
+                "attempt": s.attempt,
+                "result": s.result,
+                "error": None if s.error is None else s.error.model_dump(),
+                "wake_at": None if s.wake_at is None else s.wake_at.isoformat(),
+            }
+            for s in store.get_steps(run_id)
+        ],
+    }
+
+
+class _NoWrites:
+    """The store of a replay: a replay that tries to write has gone past its history."""
+
+    def write_steps(self, *args: Any) -> int:
+        raise RuntimeError("a replay must not write steps")
+
+    def finish_pass(self, lease: RunLease, outcome: RunOutcome, writes: Any, now: datetime) -> int:
+        return lease.token + 1
+
+    def renew(self, *args: Any) -> None:
+        return None
+
+
+def _steps(history: Mapping[str, Any]) -> dict[str, StepRecord]:
+    try:
+        return {
+            s["step_key"]: StepRecord(
+                key=s["step_key"],
+                name=s["name"],
+                position=int(s["position"]),
+                kind=StepKind(s["kind"]),
+                target=s.get("target"),
+                status=StepStatus(s["status"]),
+                attempt=int(s["attempt"]),
+                result=s.get("result"),
+                error=None if s.get("error") is None else ErrorInfo.model_validate(s["error"]),
+                wake_at=None if s.get("wake_at") is None else datetime.fromisoformat(s["wake_at"]),
+            )
+            for s in history["steps"]
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(
+            "history", [{"loc": ["steps"], "msg": f"malformed step record: {exc!r}"}]
+        ) from None
+
+
+def replay_history(flow: Flow, history: Mapping[str, Any]) -> RunStatus:
+    """Replay an exported history against ``flow``'s code, running nothing.
+
+    Returns where the replay got to: ``completed`` (or ``failed``/``cancelled``) when the code
+    finishes within the history, ``running``/``suspended`` when the history ends first.
+
+    Raises:
+        NonDeterminismError: the code asks for a different step than the history holds.
+        InvalidInput: the history is not one :func:`export_run` wrote.
+        WorkflowNotFound: the history's workflow is not in ``flow``.
+    """
+    if not isinstance(history, Mapping) or history.get("format") != FORMAT:
+        raise InvalidInput("history", [{"loc": ["format"], "msg": f"expected {FORMAT!r}"}])
+    run = history.get("run") or {}
+    definition = flow.get_workflow(str(run.get("workflow")))
+    leased = LeasedRun(
+        lease=RunLease(run_id=str(run.get("id")), owner="replay", token=0),
+        workflow=definition.name,
+        input=run.get("input"),
+        created_at=datetime.fromisoformat(run["created_at"]) if "created_at" in run else
+        SystemClock().now(),
+        steps=_steps(history),
+    )  # fmt: skip
+    engine = Engine(
+        flow=flow,
+        store=cast(Store, _NoWrites()),
+        clock=SystemClock(),
+        owner="replay",
+        replay_only=True,
+    )
+    from ._service import _run_sync
+
+    orchestration = OrchestrationPass(engine, definition, leased)
+    outcome = _run_sync(orchestration.run())
+    if outcome is None:  # pragma: no cover - nothing can take the lease of a replay
+        raise RuntimeError("replay lost its lease")
+    if outcome.error is not None and outcome.error.type == NonDeterminismError.__name__:
+        raise NonDeterminismError(leased.lease.run_id, outcome.error.step_key or "", _why(outcome))
+    return outcome.status
+
+
+def _why(outcome: RunOutcome) -> str:
+    message = outcome.error.message if outcome.error else ""
+    # The message already reads "non-determinism in run R at step 'K': why"; keep the why.
+    return message.split(": ", 1)[1] if ": " in message else message
+
+
+__all__ = ["FORMAT", "export_run", "replay_history"]
