@@ -340,10 +340,17 @@ def _cmd_graph(session: _Session) -> int:
     return EXIT_OK
 
 
-def _cmd_dev(session: _Session) -> int:
-    import signal
-    import threading
+def _read_json_file(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as exc:
+        raise CommandError(f"cannot read {what} file {path!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise CommandError(f"{what} file {path!r} is not valid JSON: {exc}") from None
 
+
+def _cmd_dev(session: _Session) -> int:
     from ._durations import parse_duration
     from .local.dev import LOCAL_IDENTITY, DevRuntime, aws_clients_from_environment
 
@@ -362,18 +369,8 @@ def _cmd_dev(session: _Session) -> int:
         sqs_client=sqs,
         scheduler_client=scheduler,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    runtime.start()
     queues = "SQS and Scheduler at $AWS_ENDPOINT_URL" if sqs is not None else "local queues"
-    print(f"lambda-flow dev: API on {runtime.url} ({queues}; Ctrl-C stops)", flush=True)
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        runtime.stop()
-    print("lambda-flow dev: stopped", flush=True)
+    runtime.serve_until_stopped(queues)
     return EXIT_OK
 
 
@@ -381,13 +378,7 @@ def _cmd_invoke(session: _Session) -> int:
     from .local.invoke import invoke
 
     args = session.args
-    try:
-        with open(args.event, encoding="utf-8") as handle:
-            event = json.load(handle)
-    except OSError as exc:
-        raise CommandError(f"cannot read event file {args.event!r}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise CommandError(f"event file {args.event!r} is not valid JSON: {exc}") from None
+    event = _read_json_file(args.event, "event")
     result = invoke(
         args.function,
         event,
@@ -409,14 +400,7 @@ def _cmd_export(session: _Session) -> int:
 def _cmd_replay(session: _Session) -> int:
     from ._history import replay_history
 
-    path = session.args.history
-    try:
-        with open(path, encoding="utf-8") as handle:
-            history = json.load(handle)
-    except OSError as exc:
-        raise CommandError(f"cannot read history file {path!r}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise CommandError(f"history file {path!r} is not valid JSON: {exc}") from None
+    history = _read_json_file(session.args.history, "history")
     try:
         status = replay_history(session.app(), history)
     except NonDeterminismError as exc:

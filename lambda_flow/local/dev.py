@@ -387,6 +387,22 @@ class DevRuntime:
             except Exception:
                 logger.exception("sweep failed")
 
+    def serve_until_stopped(self, queues: str) -> None:
+        """Start, say where the API is, and run until Ctrl-C or SIGTERM; then stop cleanly."""
+        import signal
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        self.start()
+        print(f"lambda-flow dev: API on {self.url} ({queues}; Ctrl-C stops)", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+        print("lambda-flow dev: stopped", flush=True)
+
     def __enter__(self) -> DevRuntime:
         self.start()
         return self
