@@ -45,6 +45,22 @@ $(BENCH_DBOS_STAMP): bench/requirements-dbos.txt
 bench: $(STAMP) $(BENCH_DBOS_STAMP)
 	$(PY) -m bench compare --dbos-python $(BENCH_DBOS_VENV)/bin/python
 
+# The chaos suite (not part of `make test`): the real handlers in worker processes over a moto
+# server and a private Postgres, faults injected; writes chaos/results.md, fails on a missed target.
+CHAOS_STAMP := $(VENV)/.installed-chaos
+CHAOS_ARGS  ?=
+
+$(CHAOS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[chaos]'
+	touch $(CHAOS_STAMP)
+
+.PHONY: chaos chaos-quick
+chaos: $(CHAOS_STAMP)
+	$(PY) -m chaos $(CHAOS_ARGS)
+
+chaos-quick: $(CHAOS_STAMP)
+	$(PY) -m chaos --quick $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) .lambda-flow .pytest_cache .mypy_cache .ruff_cache
 

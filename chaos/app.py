@@ -1,0 +1,334 @@
+"""The application the chaos suite deploys (``LAMBDA_FLOW_APP=chaos.app:flow``).
+
+Every step, RPC or inline, writes one row per execution to ``<schema>_fx.executions`` before
+doing anything else, with a flag saying whether the engine had *already committed* that step
+(a finished attempt at or after this one, or any success) when the execution began. The audit
+counts those flagged rows as committed steps re-run (invariant 1) and the other repeated
+executions of one attempt as uncommitted re-runs (at-least-once, allowed).
+
+Every output is a pure function of the input (:func:`expected`), so the audit can tell a wrong
+output. Poison steps end their process with ``os._exit`` when ``CHAOS_POISON=1`` (the chaos
+workers); elsewhere (a fuzzed ``lambda-flow dev``) they raise instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pydantic import BaseModel, Field, field_validator
+
+from lambda_flow import Flow, WorkflowContext, current_step, parse_duration
+
+flow = Flow()
+
+RETRIES = 3
+"""Every step may fail this often: a worker killed mid-step costs an attempt (four in all)."""
+
+ENV_POISON = "CHAOS_POISON"
+"""``1``: poison steps end their process (``os._exit``) instead of raising."""
+POISON_EXIT_CODE = 86
+
+
+# -- recording executions ---------------------------------------------------------------------
+def effects_schema(schema: str) -> str:
+    """The schema holding the execution log next to the engine's ``schema``."""
+    return f"{schema}_fx"
+
+
+EXECUTIONS_DDL = """
+CREATE SCHEMA IF NOT EXISTS {fx};
+CREATE TABLE IF NOT EXISTS {fx}.executions (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id           uuid        NOT NULL,
+    step_key         text        NOT NULL,
+    attempt          integer     NOT NULL,
+    pid              integer     NOT NULL,
+    committed_before boolean     NOT NULL,
+    at               timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
+_RECORD = """
+INSERT INTO {fx}.executions (run_id, step_key, attempt, pid, committed_before)
+SELECT %(run_id)s, %(key)s, %(attempt)s, %(pid)s, EXISTS (
+    SELECT 1 FROM {schema}.step_attempts
+    WHERE run_id = %(run_id)s AND step_key = %(key)s
+      AND (status = 'succeeded' OR (status = 'failed' AND attempt >= %(attempt)s)))
+"""
+
+
+class _Recorder:
+    """One autocommit connection per process, reopened once when it died (a restart)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._query: sql.Composed | None = None
+
+    def _connect(self) -> tuple[psycopg.Connection[Any], sql.Composed]:
+        if self._conn is None or self._conn.closed or self._query is None:
+            schema = os.environ.get("LAMBDA_FLOW_SCHEMA", "lambda_flow")
+            url = os.environ["LAMBDA_FLOW_DATABASE_URL"]
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+            self._query = sql.SQL(_RECORD).format(
+                fx=sql.Identifier(effects_schema(schema)), schema=sql.Identifier(schema)
+            )
+        return self._conn, self._query
+
+    def record(self) -> int:
+        """Log the current step's execution; return its attempt number."""
+        step = current_step()
+        if step is None:
+            raise RuntimeError("a chaos step ran outside any step context")
+        params = {
+            "run_id": step.run_id,
+            "key": step.step_id,
+            "attempt": step.attempt,
+            "pid": os.getpid(),
+        }
+        with self._lock:
+            try:
+                conn, query = self._connect()
+                conn.execute(query, params)
+            except psycopg.OperationalError:
+                self._conn = None  # a dead connection (database restart): one more try
+                conn, query = self._connect()
+                conn.execute(query, params)
+        return step.attempt
+
+
+_recorder = _Recorder()
+
+
+def _poison() -> None:
+    if os.environ.get(ENV_POISON) == "1":
+        os._exit(POISON_EXIT_CODE)
+    raise RuntimeError("poison step (process exit disabled here)")
+
+
+# -- functions (RPC steps) ----------------------------------------------------------------------
+class Item(BaseModel):
+    """One RPC step's input."""
+
+    value: int
+    poison: bool = False
+    """End the worker process on every attempt."""
+    fail_first: bool = False
+    """Fail the first attempt (a flaky dependency)."""
+    pause_ms: int = Field(default=0, ge=0, le=3000)
+    """Time spent inside the step, so stalls and kills land mid-step."""
+
+
+def work_value(value: int) -> int:
+    """What :func:`work` returns for ``value``."""
+    return value * 2 + 1
+
+
+@flow.function
+def work(item: Item) -> int:
+    """A side-effecting step: logged, optionally slow, flaky or poisonous."""
+    attempt = _recorder.record()
+    if item.poison:
+        _poison()
+    if item.pause_ms:
+        time.sleep(item.pause_ms / 1000)
+    if item.fail_first and attempt == 1:
+        raise ConnectionError("flaky dependency: first attempt fails")
+    return work_value(item.value)
+
+
+def inline_value(value: int) -> int:
+    """What an inline step returns for ``value``."""
+    return value * 3
+
+
+def _inline(value: int) -> Callable[[], int]:
+    def step() -> int:
+        _recorder.record()
+        return inline_value(value)
+
+    return step
+
+
+def _inline_poison() -> int:
+    _recorder.record()
+    _poison()
+    return 0
+
+
+# -- workflows ------------------------------------------------------------------------------------
+class ChainIn(BaseModel):
+    """Input of :func:`chain`."""
+
+    seed: int
+    nap: str = "1s"
+    pause_ms: int = Field(default=0, ge=0, le=3000)
+
+    @field_validator("nap")
+    @classmethod
+    def _check_nap(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+@flow.workflow
+async def chain(wf: WorkflowContext, data: ChainIn) -> dict[str, int]:
+    """RPC step, inline step, sleep, then a flaky RPC step with retries."""
+    a: int = await wf.do(
+        "A", "work", Item(value=data.seed, pause_ms=data.pause_ms), retries=RETRIES
+    )
+    b: int = await wf.do("B", _inline(a + 1), retries=RETRIES)
+    await wf.sleep("Nap", data.nap)
+    c: int = await wf.do(
+        "C", "work", Item(value=b, fail_first=True), retries=RETRIES, retry_delay="500ms"
+    )
+    return {"a": a, "b": b, "c": c}
+
+
+class FanIn(BaseModel):
+    """Input of :func:`fanout`."""
+
+    seed: int
+    width: int = Field(default=4, ge=1, le=12)
+    pause_ms: int = Field(default=0, ge=0, le=3000)
+
+
+@flow.workflow
+async def fanout(wf: WorkflowContext, data: FanIn) -> dict[str, Any]:
+    """A gather of RPC steps, an inline sum, a sleep and a last RPC step."""
+    parts: list[int] = list(
+        await asyncio.gather(
+            *(
+                wf.do(
+                    "Part",
+                    "work",
+                    Item(value=data.seed + i, pause_ms=data.pause_ms),
+                    retries=RETRIES,
+                )
+                for i in range(data.width)
+            )
+        )
+    )
+    total: int = await wf.do("Sum", _inline(sum(parts)), retries=RETRIES)
+    await wf.sleep("Settle", "1s")
+    final: int = await wf.do("Final", "work", Item(value=total), retries=RETRIES)
+    return {"parts": parts, "total": total, "final": final}
+
+
+class RaceIn(BaseModel):
+    """Input of :func:`race`."""
+
+    seed: int
+    nap: str = "2s"
+
+    @field_validator("nap")
+    @classmethod
+    def _check_nap(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+async def _left(wf: WorkflowContext, seed: int) -> int:
+    first: int = await wf.do("Left 1", "work", Item(value=seed), retries=RETRIES)
+    second: int = await wf.do("Left 2", "work", Item(value=first), retries=RETRIES)
+    return second
+
+
+@flow.workflow
+async def race(wf: WorkflowContext, data: RaceIn) -> int:
+    """Two RPC steps in one gather branch while the other branch sleeps."""
+    left, _ = await asyncio.gather(_left(wf, data.seed), wf.sleep("Right nap", data.nap))
+    return int(left)
+
+
+class SeedIn(BaseModel):
+    """Input of the small workflows."""
+
+    seed: int
+
+
+@flow.workflow
+async def opener(wf: WorkflowContext, data: SeedIn) -> int:
+    """Inline step and sleep first, so orchestrator passes (not step workers) write steps,
+    set timers and schedule RPC steps."""
+    first: int = await wf.do("Open", _inline(data.seed), retries=RETRIES)
+    await wf.sleep("Pause", "1s")
+    second: int = await wf.do("Then", "work", Item(value=first), retries=RETRIES)
+    third: int = await wf.do("Close", _inline(second), retries=RETRIES)
+    return third
+
+
+@flow.workflow
+async def approval(wf: WorkflowContext, data: SeedIn) -> int:
+    """An RPC step, a suspension (the harness resumes it), another RPC step."""
+    prepared: int = await wf.do("Prepare", "work", Item(value=data.seed), retries=RETRIES)
+    await wf.suspend("Approve")
+    committed: int = await wf.do("Commit", "work", Item(value=prepared), retries=RETRIES)
+    return committed
+
+
+@flow.workflow
+async def poison(wf: WorkflowContext, data: SeedIn) -> int:
+    """An RPC step whose worker process dies on every attempt (two retries allowed)."""
+    before: int = await wf.do("Before", "work", Item(value=data.seed), retries=RETRIES)
+    result: int = await wf.do("Poison", "work", Item(value=before, poison=True), retries=2)
+    return result
+
+
+@flow.workflow
+async def poison_inline(wf: WorkflowContext, data: SeedIn) -> int:
+    """An inline step that ends the orchestrator's process on every attempt."""
+    result: int = await wf.do("Poison", _inline_poison, retries=1)
+    return result
+
+
+# -- what each run must come to --------------------------------------------------------------------
+def _expected_chain(data: dict[str, Any]) -> dict[str, int]:
+    a = work_value(int(data["seed"]))
+    b = inline_value(a + 1)
+    return {"a": a, "b": b, "c": work_value(b)}
+
+
+def _expected_fanout(data: dict[str, Any]) -> dict[str, Any]:
+    seed, width = int(data["seed"]), int(data.get("width", 4))
+    parts = [work_value(seed + i) for i in range(width)]
+    total = inline_value(sum(parts))
+    return {"parts": parts, "total": total, "final": work_value(total)}
+
+
+def _expected_race(data: dict[str, Any]) -> int:
+    return work_value(work_value(int(data["seed"])))
+
+
+def _expected_opener(data: dict[str, Any]) -> int:
+    return inline_value(work_value(inline_value(int(data["seed"]))))
+
+
+def _expected_approval(data: dict[str, Any]) -> int:
+    return work_value(work_value(int(data["seed"])))
+
+
+EXPECTED: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "chain": _expected_chain,
+    "fanout": _expected_fanout,
+    "race": _expected_race,
+    "approval": _expected_approval,
+    "opener": _expected_opener,
+}
+"""Workflows that must complete, and their output for an input."""
+POISONED = frozenset({"poison", "poison_inline"})
+"""Workflows that must end ``failed`` (their step kills its process every time)."""
+
+
+def expected(workflow: str, data: dict[str, Any]) -> tuple[str, Any]:
+    """The final status and output a run of ``workflow`` on ``data`` must come to."""
+    if workflow in POISONED:
+        return "failed", None
+    return "completed", EXPECTED[workflow](data)

@@ -1,0 +1,261 @@
+"""What each scenario is measured by, how runs are audited, and the targets.
+
+A run is audited against :func:`chaos.app.expected` and the execution log of its steps:
+
+- **lost**: started (the API answered with its id) but not in the store, or ended ``failed`` or
+  ``cancelled`` when it had to complete (its work was thrown away);
+- **wrong output**: completed with an output other than the expected one, or completed when it
+  had to fail;
+- **committed steps re-run**: executions that began after the engine had committed that step
+  (invariant 1);
+- **uncommitted re-runs**: further executions of one attempt that the engine never committed
+  (a crash between the side effect and the commit: at-least-once, allowed);
+- **stuck**: still ``running`` (or ``suspended`` after being resumed) when recovery ended;
+- **extra orchestrator messages per run**: orchestrator messages the sweeper sent, per run, in
+  the scenarios measured under a backlog;
+- **5xx**: API answers 500-599 (a 503 with ``Retry-After`` aside) and requests left without
+  an answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from chaos.app import effects_schema, expected
+from chaos.cluster import connect
+
+TARGET_EXTRA_PER_RUN = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class StartedRun:
+    """A run the harness started, and what it asked for."""
+
+    run_id: str
+    workflow: str
+    input: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Figures:
+    """One scenario's figures (or the total's)."""
+
+    scenario: str
+    trials: int = 0
+    runs: int = 0
+    lost: int = 0
+    wrong: int = 0
+    committed_reruns: int = 0
+    uncommitted_reruns: int = 0
+    stuck: int = 0
+    extra_orchestrator: int = 0
+    backlog_runs: int = 0
+    """Runs of the backlog measurement (0: not measured in this scenario)."""
+    server_errors: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def extra_per_run(self) -> float | None:
+        """Extra orchestrator messages per run under a backlog, if measured."""
+        return self.extra_orchestrator / self.backlog_runs if self.backlog_runs else None
+
+    def misses(self) -> list[str]:
+        """The targets this scenario missed, named."""
+        missed = [
+            name
+            for name, value in (
+                ("lost", self.lost),
+                ("wrong output", self.wrong),
+                ("committed steps re-run", self.committed_reruns),
+                ("stuck", self.stuck),
+                ("5xx", self.server_errors),
+            )
+            if value
+        ]
+        extra = self.extra_per_run
+        if extra is not None and extra > TARGET_EXTRA_PER_RUN:
+            missed.append("extra orchestrator messages")
+        return missed
+
+    def add(self, other: Figures) -> None:
+        """Add another scenario's figures to this total."""
+        for name in (
+            "trials",
+            "runs",
+            "lost",
+            "wrong",
+            "committed_reruns",
+            "uncommitted_reruns",
+            "stuck",
+            "extra_orchestrator",
+            "backlog_runs",
+            "server_errors",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.seconds += other.seconds
+
+
+# -- auditing runs ---------------------------------------------------------------------------------
+@dataclass(slots=True)
+class RunState:
+    """A run as the store has it."""
+
+    status: str
+    output: Any
+    error: dict[str, Any] | None
+
+
+def load_runs(database_url: str, schema: str, run_ids: Iterable[str]) -> dict[str, RunState]:
+    """The stored state of each of ``run_ids`` that exists."""
+    ids = list(run_ids)
+    if not ids:
+        return {}
+    query = sql.SQL(
+        "SELECT id::text, status, output, error FROM {}.runs WHERE id = ANY(%s::uuid[])"
+    ).format(sql.Identifier(schema))
+    with connect(database_url) as conn:
+        rows = conn.execute(query, [ids]).fetchall()
+    return {r[0]: RunState(status=r[1], output=r[2], error=r[3]) for r in rows}
+
+
+def _judge(run: StartedRun, state: RunState | None) -> str | None:
+    """``lost``, ``wrong``, ``stuck`` or None (as expected)."""
+    if state is None:
+        return "lost"
+    want_status, want_output = expected(run.workflow, run.input)
+    if state.status in ("running", "suspended"):
+        return "stuck"
+    if want_status == "completed":
+        if state.status != "completed":
+            return "lost"
+        return None if _same(state.output, want_output) else "wrong"
+    return None if state.status == "failed" else "wrong"
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    return bool(json.dumps(stored, sort_keys=True) == json.dumps(wanted, sort_keys=True))
+
+
+def _reruns(database_url: str, schema: str) -> tuple[int, int, list[str]]:
+    """Committed re-runs, uncommitted re-runs, and a few examples of the former."""
+    fx = sql.Identifier(effects_schema(schema))
+    with connect(database_url) as conn:
+        committed = conn.execute(
+            sql.SQL(
+                "SELECT run_id::text, step_key, attempt FROM {}.executions WHERE committed_before"
+            ).format(fx)
+        ).fetchall()
+        logged = conn.execute(sql.SQL("SELECT count(*) FROM {}.executions").format(fx)).fetchone()
+        repeats = conn.execute(
+            sql.SQL(
+                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {}.executions"
+                " GROUP BY run_id, step_key, attempt) AS per_attempt"
+            ).format(fx)
+        ).fetchone()
+    repeated = int(repeats[0]) if repeats else 0
+    examples = [f"{r[1]!r} attempt {r[2]} of run {r[0]}" for r in committed[:3]]
+    examples.insert(0, f"step executions logged: {int(logged[0]) if logged else 0}")
+    return len(committed), max(repeated - len(committed), 0), examples
+
+
+def audit(figures: Figures, database_url: str, schema: str, runs: Mapping[str, StartedRun]) -> None:
+    """Fill ``figures`` from the store and the execution log (runs, lost, wrong, re-runs)."""
+    states = load_runs(database_url, schema, runs)
+    verdicts: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}
+    for run_id, run in runs.items():
+        state = states.get(run_id)
+        verdict = _judge(run, state)
+        if verdict is None:
+            continue
+        verdicts[verdict] += 1
+        described = f"{run.workflow} {run_id}: " + (
+            "not in the store"
+            if state is None
+            else f"{state.status} {json.dumps(state.error)[:160] if state.error else ''}".strip()
+        )
+        examples.setdefault(verdict, []).append(described)
+    figures.runs += len(runs)
+    figures.lost += verdicts["lost"]
+    figures.wrong += verdicts["wrong"]
+    figures.stuck += verdicts["stuck"]
+    committed, uncommitted, rerun_examples = _reruns(database_url, schema)
+    figures.committed_reruns += committed
+    figures.uncommitted_reruns += uncommitted
+    for verdict, runs_described in sorted(examples.items()):
+        figures.notes.append(
+            f"{verdict}: {len(runs_described)} e.g. " + "; ".join(runs_described[:2])
+        )
+    figures.notes.append(rerun_examples[0])
+    if committed:
+        figures.notes.append("committed steps re-run, e.g. " + "; ".join(rerun_examples[1:]))
+
+
+def unfinished(database_url: str, schema: str, run_ids: Iterable[str]) -> dict[str, str]:
+    """Runs still ``running`` or ``suspended``, with that status."""
+    states = load_runs(database_url, schema, run_ids)
+    return {
+        run_id: state.status
+        for run_id, state in states.items()
+        if state.status in ("running", "suspended")
+    }
+
+
+# -- printing --------------------------------------------------------------------------------------
+COLUMNS = (
+    ("scenario", "scenario", ""),
+    ("trials", "trials", ""),
+    ("runs", "runs", ""),
+    ("lost", "lost", "0"),
+    ("wrong", "wrong output", "0"),
+    ("committed_reruns", "committed re-run", "0"),
+    ("uncommitted_reruns", "uncommitted re-runs", "-"),
+    ("stuck", "stuck", "0"),
+    ("extra", "extra orch. msgs/run", "<= 0.2"),
+    ("server_errors", "5xx", "0"),
+    ("seconds", "seconds", ""),
+)
+
+
+def _cell(figures: Figures, key: str) -> str:
+    if key == "extra":
+        extra = figures.extra_per_run
+        return "-" if extra is None else f"{extra:.2f}"
+    if key == "seconds":
+        return f"{figures.seconds:.0f}"
+    return str(getattr(figures, key))
+
+
+def table(rows: list[Figures]) -> list[list[str]]:
+    """Header, targets, then one row per scenario (the total last)."""
+    header = [title for _, title, _ in COLUMNS]
+    targets = ["target", *[target for _, _, target in COLUMNS[1:]]]
+    return [header, targets, *[[_cell(r, key) for key, _, _ in COLUMNS] for r in rows]]
+
+
+def render_text(rows: list[Figures]) -> str:
+    """The table as aligned plain text."""
+    cells = table(rows)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.rjust(w) if i else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    )
+
+
+def render_markdown(rows: list[Figures]) -> str:
+    """The table as Markdown."""
+    cells = table(rows)
+    lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(cells[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in cells[1:]]
+    return "\n".join(lines)
