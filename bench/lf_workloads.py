@@ -202,6 +202,9 @@ class PassCounter:
     def wake_at(self, run_id: str, when: datetime, now: datetime) -> None:
         self.queue.wake_at(run_id, when, now)
 
+    def backlog(self) -> int | None:
+        return self.queue.backlog()
+
 
 def fanout_remote(
     url: str, monitor: ServerMonitor, dbid: int, wire: WireCounter, steps: int

@@ -18,6 +18,8 @@ from ._errors import (
     RunSuspended,
     RunTimedOut,
     StepFailed,
+    StepInterrupted,
+    StoreUnavailable,
     WorkflowNotFound,
 )
 from ._flow import Flow
@@ -63,8 +65,10 @@ __all__ = [
     "StepAttempt",
     "StepFailed",
     "StepInfo",
+    "StepInterrupted",
     "StepKind",
     "StepStatus",
+    "StoreUnavailable",
     "WorkflowContext",
     "WorkflowNotFound",
     "WorkflowService",

@@ -62,19 +62,39 @@ class Dispatcher:
         return _run_sync(self.runner.run(job.run_id, job.step_key, job.attempt))
 
     def sweep(
-        self, *, unsent_after: timedelta = timedelta(minutes=2), limit: int = 100
+        self,
+        *,
+        unsent_after: timedelta = timedelta(minutes=2),
+        result_after: timedelta = timedelta(seconds=5),
+        redrive_after: timedelta | None = None,
+        backlog_after: timedelta = timedelta(minutes=15),
+        limit: int = 100,
     ) -> SweepReport:
         """Re-drive runs and step jobs that lost their way (invariant 6).
 
-        Due timers, passes that died holding a lease, runs with nothing outstanding, step jobs
-        never sent (scheduled longer than ``unsent_after`` ago) and steps whose worker died
-        (claim expired). Duplicates this may create are harmless: claims and leases dedupe.
+        Passes that died holding a lease, timers due longer than ``unsent_after`` ago, results
+        stored more than ``result_after`` ago that no pass has seen (a worker died before
+        handing the run on), runs with nothing outstanding, step jobs never sent (scheduled
+        longer than ``unsent_after`` ago) and steps whose worker died (claim expired). A run is
+        re-driven at most once per ``redrive_after`` (default: ``unsent_after``), doubling while
+        no pass follows, so messages merely waiting in a backlog are not multiplied. While the
+        orchestrator queue has a backlog, ``unsent_after`` stretches to ``backlog_after``: the
+        message of a run that looks stuck most likely waits in it. Duplicates this may still
+        create are harmless: claims and leases dedupe.
         """
         queue = self.service.queue
         if queue is None:
             raise RuntimeError("sweeping needs a queue (remote mode)")
         now = self.service.clock.now()
-        stuck = self.service.store.find_stuck(now, unsent_after=now - unsent_after, limit=limit)
+        if queue.backlog():
+            unsent_after = max(unsent_after, backlog_after)
+        stuck = self.service.store.find_stuck(
+            now,
+            unsent_after=now - unsent_after,
+            result_after=now - result_after,
+            redrive_after=unsent_after if redrive_after is None else redrive_after,
+            limit=limit,
+        )
         for run_id in stuck.run_ids:
             queue.enqueue_run(run_id)
         jobs = [StepJob(run_id, key, attempt) for run_id, key, attempt in stuck.step_jobs]

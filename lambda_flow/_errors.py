@@ -64,6 +64,15 @@ class InvalidInput(LambdaFlowError, ValueError):
         super().__init__(f"invalid input for {target}: {details}")
 
 
+class StoreUnavailable(LambdaFlowError):
+    """The database could not be reached, or could not serve the statement now (restarting,
+    stopped, out of connections, no pooled connection free in time). Trying again later may
+    succeed; whether a write that failed this way took effect is unknown.
+
+    The original ``psycopg`` error is the ``__cause__``.
+    """
+
+
 class InvalidMessage(LambdaFlowError, ValueError):
     """A queue message is not one lambda-flow sent: not JSON, or missing or malformed ids."""
 
@@ -107,6 +116,16 @@ class StepFailed(LambdaFlowError):
         self.attempts = attempts
         self.error_type = error_type
         self.error_message = message
+
+
+class StepInterrupted(StepFailed):
+    """A step whose attempts were interrupted: the process running one died (killed, out of
+    memory, timed out) before recording its outcome.
+
+    An interrupted attempt counts as a failed one (its history row reads ``StepInterrupted``),
+    so the step's retry policy decides whether another attempt follows; a step that kills every
+    process that runs it ends its run failed instead of looping.
+    """
 
 
 class NonRetryableError(LambdaFlowError):

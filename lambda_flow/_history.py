@@ -58,7 +58,9 @@ class _NoWrites:
     def write_steps(self, *args: Any) -> int:
         raise RuntimeError("a replay must not write steps")
 
-    def finish_pass(self, lease: RunLease, outcome: RunOutcome, writes: Any, now: datetime) -> int:
+    def finish_pass(
+        self, lease: RunLease, outcome: RunOutcome, writes: Any, now: datetime, **_: Any
+    ) -> int:
         return lease.token + 1
 
     def renew(self, *args: Any) -> None:
@@ -126,7 +128,36 @@ def replay_history(flow: Flow, history: Mapping[str, Any]) -> RunStatus:
         raise RuntimeError("replay lost its lease")
     if outcome.error is not None and outcome.error.type == NonDeterminismError.__name__:
         raise NonDeterminismError(leased.lease.run_id, outcome.error.step_key or "", _why(outcome))
+    _check_same_end(run, outcome, orchestration.beyond_history, leased.lease.run_id)
     return outcome.status
+
+
+_ENDED_FROM_OUTSIDE = frozenset({"DeadLetter", "WorkflowNotFound", "RunDeadlineExceeded"})
+"""Error types of runs failed by something other than their code: such a history may end
+before the code does."""
+
+
+def _check_same_end(
+    run: Mapping[str, Any], outcome: RunOutcome, beyond: str | None, run_id: str
+) -> None:
+    """A run that ended by its own code must end at the same point when replayed.
+
+    Raises:
+        NonDeterminismError: the recorded run completed (or failed) where the code now goes on
+            to a new step, or ends differently.
+    """
+    recorded = run.get("status")
+    error = run.get("error") or {}
+    ended_by_code = recorded == RunStatus.COMPLETED or (
+        recorded == RunStatus.FAILED and error.get("type") not in _ENDED_FROM_OUTSIDE
+    )
+    if not ended_by_code or outcome.status == recorded:
+        return
+    if beyond is not None:
+        why = f"the recorded run {recorded} before this step; the code now goes on to it"
+    else:
+        why = f"the recorded run {recorded}; the code now ends {outcome.status.value}"
+    raise NonDeterminismError(run_id, beyond or "", why)
 
 
 def _why(outcome: RunOutcome) -> str:

@@ -31,7 +31,9 @@ class StepStatus(StrEnum):
     """Where a step (or one attempt of it) is.
 
     ``pending`` waits for a timer (a retry delay) or a resume; ``scheduled`` is queued for a
-    worker or is a sleep waiting for its time; ``running`` is claimed by a worker.
+    worker or is a sleep waiting for its time; ``running`` is claimed by a worker;
+    ``cancelled`` was still waiting when its run ended without it (cancelled, or failed from
+    outside).
     """
 
     PENDING = "pending"
@@ -39,6 +41,7 @@ class StepStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class StepKind(StrEnum):

@@ -36,11 +36,12 @@ from ._errors import (
     LambdaFlowError,
     LeaseLost,
     NonDeterminismError,
-    NonRetryableError,
     StepFailed,
+    StepInterrupted,
 )
 from ._models import ErrorInfo, RunStatus, StepKind, StepStatus
 from ._observe import LoggingObserver, Observer
+from ._retry import is_final
 from .store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
 from .transport.base import StepJob
 
@@ -160,6 +161,12 @@ class OrchestrationPass:
         self._cancel_reason: str | None = None
         self._cancelled = False
         self._wake_at: datetime | None = None
+        self._closing = False
+        """The pass is ending while the body waits: ``wf.*`` calls made as it unwinds (in a
+        ``finally:``) must record and run nothing."""
+        self._recovering = leased.recovering
+        self.beyond_history: str | None = None
+        """Replay-only: the first step the code asked for past the end of the history."""
 
     # -- the driver ------------------------------------------------------------------------
     async def run(self) -> RunOutcome | None:
@@ -173,6 +180,7 @@ class OrchestrationPass:
             # What the parked branches wait for, read before cancelling them unwinds it.
             self._wake_at = min((t[0] for t in self._timers.values()), default=None)
             if not body.done():
+                self._closing = True
                 body.cancel()
             # The outcome below reads the task's state; here we only wait for it to unwind.
             with contextlib.suppress(asyncio.CancelledError, Exception, EngineSignal):
@@ -184,7 +192,11 @@ class OrchestrationPass:
         outbox = [] if outcome.status.is_terminal else self._outbox
         try:
             version = self.engine.store.finish_pass(
-                self.lease, outcome, [w for w, _ in outbox], self.engine.clock.now()
+                self.lease,
+                outcome,
+                [w for w, _ in outbox],
+                self.engine.clock.now(),
+                seen_version=None if self._stale else self._version,
             )
         except LeaseLost:
             return None
@@ -281,7 +293,8 @@ class OrchestrationPass:
     def _outcome(self, body: asyncio.Task[Any]) -> RunOutcome:
         if self._fatal is not None:
             return RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(self._fatal))
-        if not body.done() or body.cancelled():
+        if self._closing or body.cancelled():
+            # The body only unwound because the pass ended while it waited, whatever it raised.
             status = RunStatus.SUSPENDED if self._suspended else RunStatus.RUNNING
             return RunOutcome(status, wake_at=self._wake_at)
         exc = body.exception()
@@ -372,6 +385,13 @@ class OrchestrationPass:
             self._fatal = NonDeterminismError(self.run_id, key, message)
         self._touch()
         return _Abort()
+
+    def _check_open(self) -> None:
+        """Refuse ``wf.*`` calls made while the body unwinds at the end of a pass: the run only
+        waits, so a ``finally:`` must not record or run anything now (it will when the body
+        really ends, in a later pass)."""
+        if self._closing:
+            raise _Abort()
 
     def _lose(self) -> _Abort:
         self._lost = True
@@ -468,6 +488,7 @@ class OrchestrationPass:
         retries: int,
         retry_delay: Duration,
     ) -> Any:
+        self._check_open()
         spec = self._spec(name, target, data, retries, retry_delay)
         key = self._key(name)
         record = self._claim(key, spec.kind, spec.target)
@@ -488,6 +509,8 @@ class OrchestrationPass:
     async def _history_ends(self, key: str) -> None:
         """In replay-only mode, the recorded history ends at this step: wait here for good."""
         if self.engine.replay_only:
+            if self.beyond_history is None:
+                self.beyond_history = key
             self._external.add(key)
             self._touch()
             await asyncio.get_running_loop().create_future()
@@ -518,11 +541,20 @@ class OrchestrationPass:
         clock = self.engine.clock
         observer = self.engine.observer
         while True:
+            if record.status is StepStatus.RUNNING:
+                record = self._interrupted(spec, record)
             if record.status is StepStatus.PENDING and record.wake_at is not None:
                 await self._wait_until(record.key, record.wake_at)
             attempt = record.attempt + 1
             info = StepInfo(self.run_id, record.key, attempt, record.name, self.definition.name)
             started = clock.now()
+            if self._recovering:
+                # The pass before died mid-way: commit each start so that a step killing its
+                # process is known to the next pass (which counts it as interrupted).
+                record = self._write(
+                    record, StepStatus.RUNNING, status=StepStatus.RUNNING, attempt=attempt,
+                    error=None, wake_at=None, started_at=started, input=spec.input,
+                )  # fmt: skip
             self._executing += 1
             self._epoch += 1
             try:
@@ -530,7 +562,7 @@ class OrchestrationPass:
                     result = await spec.invoke()
             except Exception as exc:  # a step's failure is data: record it, maybe retry
                 self._finished_executing()
-                final = attempt > spec.retries or isinstance(exc, NonRetryableError | InvalidInput)
+                final = is_final(exc, attempt, spec.retries + 1)
                 observer.step_finished(info, spec.kind, StepStatus.FAILED, retrying=not final)
                 finished = clock.now()
                 record = self._write(
@@ -567,6 +599,25 @@ class OrchestrationPass:
             )
             return spec.codec.load(result)
 
+    def _interrupted(self, spec: _StepSpec, record: StepRecord) -> StepRecord:
+        """An attempt a dead pass started and never finished: count it as failed, once."""
+        final = is_final(None, record.attempt, spec.retries + 1)
+        now = self.engine.clock.now()
+        error = ErrorInfo(
+            type=StepInterrupted.__name__,
+            message=f"attempt {record.attempt} was started by a pass that never finished: "
+            "its process stopped (killed, out of memory or timed out)",
+            step_key=record.key,
+        )
+        record = self._write(
+            record, StepStatus.FAILED, status=StepStatus.FAILED if final else StepStatus.PENDING,
+            error=error, result=None, wake_at=None if final else now + spec.retry_delay,
+            finished_at=now,
+        )  # fmt: skip
+        if final:
+            raise _step_failed(record)
+        return record
+
     def _finished_executing(self) -> None:
         self._executing -= 1
         if self._waiting() or self._outbox:
@@ -574,6 +625,7 @@ class OrchestrationPass:
 
     # -- wf.sleep / wf.suspend / wf.cancel -------------------------------------------------
     async def sleep(self, name: str, duration: Duration) -> None:
+        self._check_open()
         delta = parse_duration(duration)
         key = self._key(name)
         record = self._claim(key, StepKind.SLEEP, None)
@@ -602,6 +654,7 @@ class OrchestrationPass:
         )
 
     async def suspend(self, reason: str) -> None:
+        self._check_open()
         key = self._key(reason)
         record = self._claim(key, StepKind.SUSPEND, None)
         if record is None:
@@ -621,6 +674,7 @@ class OrchestrationPass:
         await asyncio.get_running_loop().create_future()  # until resume(): a later pass
 
     async def cancel(self, reason: str | None) -> None:
+        self._check_open()
         self._cancelled = True
         self._cancel_reason = reason
         raise CancelSignal(reason)
@@ -654,4 +708,5 @@ def _describe(kind: StepKind, target: str | None) -> str:
 
 def _step_failed(record: StepRecord) -> StepFailed:
     error = record.error or ErrorInfo(type="Error", message="unknown failure")
-    return StepFailed(record.key, record.attempt, error.type, error.message)
+    kind = StepInterrupted if error.type == StepInterrupted.__name__ else StepFailed
+    return kind(record.key, record.attempt, error.type, error.message)

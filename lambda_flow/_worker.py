@@ -3,7 +3,11 @@
 A worker claims the attempt (a lease on the step row with its own fencing token), runs the
 registered function, stores the outcome and bumps the run's version in one statement, then
 continues the orchestration in the same process when it can take the run's lease; otherwise it
-queues a pass. Duplicate and late jobs find nothing to claim and do nothing.
+queues a pass. Duplicate and late jobs find nothing to claim; they only make sure a result
+stored by a worker that died before handing the run on still leads to a pass.
+
+A claim that takes over an expired one (its worker died mid-attempt) does not run the attempt
+again: it records it as interrupted, a failed attempt, and the retry policy decides.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from ._context import StepInfo, running_step
-from ._errors import FunctionNotFound, InvalidInput, NonRetryableError
+from ._errors import StepInterrupted
 from ._models import ErrorInfo, StepKind, StepStatus
-from .store.base import StepOutcome
+from ._retry import is_final
+from .store.base import StepClaim, StepOutcome
 
 if TYPE_CHECKING:
     from ._service import WorkflowService
@@ -70,31 +75,16 @@ class StepRunner:
                 "step job skipped",
                 extra={"run_id": run_id, "step": step_key, "attempt": attempt},
             )
+            # A duplicate of a job whose worker stored the result and died before handing
+            # the run on: the run must not wait for some later timer (invariant 5).
+            if engine.store.needs_pass(run_id, now):
+                await self._hand_on(run_id)
             return JobResult.SKIPPED
         info = StepInfo(run_id, step_key, attempt, claim.name, claim.workflow)
-        try:
-            function = engine.flow.get_function(claim.target)
-            with running_step(info), engine.observer.step(info, StepKind.RPC):
-                result = await function.invoke(claim.input)
-        except Exception as exc:  # noqa: BLE001 - any failure of user code is data: store it
-            finished = clock.now()
-            final = attempt >= claim.max_attempts or isinstance(
-                exc, NonRetryableError | InvalidInput | FunctionNotFound
-            )
-            outcome = StepOutcome(
-                status=StepStatus.FAILED if final else StepStatus.PENDING,
-                attempt_status=StepStatus.FAILED,
-                error=ErrorInfo.from_exception(exc, step_key=step_key),
-                wake_at=None if final else finished + timedelta(milliseconds=claim.retry_delay_ms),
-            )
-            verdict = JobResult.FAILED if final else JobResult.RETRYING
-            engine.observer.step_finished(info, StepKind.RPC, StepStatus.FAILED, retrying=not final)
+        if claim.interrupted_by is not None:
+            outcome, verdict = self._interrupted(claim)
         else:
-            outcome = StepOutcome(
-                status=StepStatus.SUCCEEDED, attempt_status=StepStatus.SUCCEEDED, result=result
-            )
-            verdict = JobResult.SUCCEEDED
-            engine.observer.step_finished(info, StepKind.RPC, StepStatus.SUCCEEDED, retrying=False)
+            outcome, verdict = await self._attempt(claim, info)
         if not engine.store.complete_step(claim, outcome, clock.now()):
             logger.warning(
                 "step result dropped: claim lost",
@@ -111,7 +101,57 @@ class StepRunner:
                 "outcome": verdict.value,
             },
         )
-        # Carry the run on here when its lease is free; otherwise make sure a pass follows.
+        await self._hand_on(run_id)
+        return verdict
+
+    async def _hand_on(self, run_id: str) -> None:
+        """Carry the run on here when its lease is free; otherwise make sure a pass follows."""
         if await self.service.continue_run(run_id) is None and self.service.queue is not None:
             self.service.queue.enqueue_run(run_id)
-        return verdict
+
+    async def _attempt(self, claim: StepClaim, info: StepInfo) -> tuple[StepOutcome, JobResult]:
+        """Run the claimed attempt's function and say what it came to."""
+        engine = self.service.engine
+        try:
+            function = engine.flow.get_function(claim.target)
+            with running_step(info), engine.observer.step(info, StepKind.RPC):
+                result = await function.invoke(claim.input)
+        except Exception as exc:  # noqa: BLE001 - any failure of user code is data: store it
+            error = ErrorInfo.from_exception(exc, step_key=claim.step_key)
+            return self._failed(claim, exc, error)
+        engine.observer.step_finished(info, StepKind.RPC, StepStatus.SUCCEEDED, retrying=False)
+        outcome = StepOutcome(
+            status=StepStatus.SUCCEEDED, attempt_status=StepStatus.SUCCEEDED, result=result
+        )
+        return outcome, JobResult.SUCCEEDED
+
+    def _interrupted(self, claim: StepClaim) -> tuple[StepOutcome, JobResult]:
+        """The claim took over one whose worker died mid-attempt: that attempt is not run
+        again but counted as failed, and the retry policy decides what follows."""
+        error = ErrorInfo(
+            type=StepInterrupted.__name__,
+            message=f"attempt {claim.attempt} was started by {claim.interrupted_by} and never "
+            "finished: the worker stopped (killed, out of memory or timed out)",
+            step_key=claim.step_key,
+        )
+        logger.warning(
+            "step attempt interrupted",
+            extra={"run_id": claim.run_id, "step": claim.step_key, "attempt": claim.attempt},
+        )
+        return self._failed(claim, None, error)
+
+    def _failed(
+        self, claim: StepClaim, exc: BaseException | None, error: ErrorInfo
+    ) -> tuple[StepOutcome, JobResult]:
+        engine = self.service.engine
+        final = is_final(exc, claim.attempt, claim.max_attempts)
+        info = StepInfo(claim.run_id, claim.step_key, claim.attempt, claim.name, claim.workflow)
+        engine.observer.step_finished(info, StepKind.RPC, StepStatus.FAILED, retrying=not final)
+        finished = engine.clock.now()
+        outcome = StepOutcome(
+            status=StepStatus.FAILED if final else StepStatus.PENDING,
+            attempt_status=StepStatus.FAILED,
+            error=error,
+            wake_at=None if final else finished + timedelta(milliseconds=claim.retry_delay_ms),
+        )
+        return outcome, JobResult.FAILED if final else JobResult.RETRYING

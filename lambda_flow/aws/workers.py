@@ -3,8 +3,11 @@
 Each record is handled on its own with powertools' ``BatchProcessor``; a failing record (a
 malformed body, an unknown run, a database error) is reported in ``batchItemFailures`` and only
 it comes back. On the queue's last receive (``LAMBDA_FLOW_MAX_RECEIVES``, matching the redrive
-policy's ``maxReceiveCount``) a failing message that names a run fails that run with the reason,
-so the run shows why its message went to the dead-letter queue.
+policy's ``maxReceiveCount``) a failing message that is the engine's own message for a run's
+current work (a pass of a running run, the step attempt now scheduled or running) fails that run
+with the reason, so the run shows why its message went to the dead-letter queue. Any other
+message (junk, a stale attempt, a body that merely names a run) goes to the DLQ alone and leaves
+the run as it is.
 """
 
 from __future__ import annotations
@@ -22,23 +25,68 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from .._dispatch import Dispatcher
-from .._errors import InvalidInput, LambdaFlowError, RunNotFound
-from .._models import ErrorInfo
+from .._errors import (
+    InvalidInput,
+    InvalidMessage,
+    LambdaFlowError,
+    RunNotFound,
+    StoreUnavailable,
+)
+from .._models import ErrorInfo, StepStatus
 from .._service import WorkflowService
-from ..transport.base import message_run_id, parse_run_message
+from ..transport.base import message_run_id, parse_run_message, parse_step_message
 
 logger = logging.getLogger("lambda_flow")
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def _dead_letter(service: WorkflowService, record: SQSRecord, exc: Exception, limit: int) -> None:
-    """On the last receive, record on the run why its message is going to the DLQ."""
+CurrentWork = Callable[[WorkflowService, SQSRecord], "str | None"]
+"""The run a message is the engine's message for the current work of, or None."""
+
+
+def _current_pass(service: WorkflowService, record: SQSRecord) -> str | None:
+    try:
+        return parse_run_message(record.body)
+    except InvalidMessage:
+        return None
+
+
+def _current_step(service: WorkflowService, record: SQSRecord) -> str | None:
+    try:
+        job = parse_step_message(record.body)
+    except InvalidMessage:
+        return None
+    for step in service.store.get_steps(job.run_id):
+        if step.key == job.step_key:
+            outstanding = step.status in (StepStatus.SCHEDULED, StepStatus.RUNNING)
+            return job.run_id if outstanding and step.attempt == job.attempt else None
+    return None
+
+
+def _dead_letter(
+    service: WorkflowService,
+    record: SQSRecord,
+    exc: Exception,
+    limit: int,
+    current_work: CurrentWork,
+) -> None:
+    """On the last receive, record on the run why its message is going to the DLQ, if the
+    message is the engine's own for that run's current work."""
     receives = int(record.attributes.approximate_receive_count or 0)
     if receives < limit:
         return
-    run_id = message_run_id(record.body)
+    if isinstance(exc, StoreUnavailable):
+        # An outage is not the run's fault: the message goes, the run stays; the sweeper
+        # re-drives it once the database is back (invariant 6).
+        logger.error("message went to the DLQ during a database outage; no run changed")
+        return
+    run_id = current_work(service, record)
     if run_id is None:
+        logger.warning(
+            "message going to the DLQ names no current work; no run changed",
+            extra={"message_id": record.message_id},
+        )
         return
     error = ErrorInfo(
         type="DeadLetter",
@@ -54,10 +102,10 @@ def _batch_handler(
     service: WorkflowService,
     max_receives: int,
     *,
-    dead_letter_runs: bool = True,
+    current_work: CurrentWork | None = None,
 ) -> Handler:
-    """``dead_letter_runs``: the messages are engine jobs naming runs (not workflow input), so a
-    message's last failure fails the run it names."""
+    """``current_work``: the messages are engine jobs (not workflow input); a message's last
+    failure fails the run it is the current work of."""
     # A batch whose every record fails is reported record by record too, not raised: the
     # event source mapping then retries exactly those, and the function does not count an error.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -70,8 +118,8 @@ def _batch_handler(
                 "message failed",
                 extra={"message_id": record.message_id, "error": f"{type(exc).__name__}: {exc}"},
             )
-            if dead_letter_runs:
-                _dead_letter(service, record, exc, max_receives)
+            if current_work is not None:
+                _dead_letter(service, record, exc, max_receives, current_work)
             raise
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -94,7 +142,7 @@ def orchestrator_handler(service: WorkflowService, *, max_receives: int = 5) -> 
             if service.get_run(run_id) is None:
                 raise RunNotFound(run_id)
 
-    return _batch_handler(handle, service, max_receives)
+    return _batch_handler(handle, service, max_receives, current_work=_current_pass)
 
 
 def step_worker_handler(
@@ -115,7 +163,7 @@ def step_worker_handler(
             if run_id is not None and service.get_run(run_id) is None:
                 raise RunNotFound(run_id)
 
-    return _batch_handler(handle, service, max_receives)
+    return _batch_handler(handle, service, max_receives, current_work=_current_step)
 
 
 def queue_trigger_handler(
@@ -145,7 +193,7 @@ def queue_trigger_handler(
         )
 
     # Trigger bodies are workflow input: a "run_id" in one names no run of ours.
-    return _batch_handler(handle, service, max_receives, dead_letter_runs=False)
+    return _batch_handler(handle, service, max_receives)
 
 
 def schedule_trigger_handler(service: WorkflowService, workflow: str) -> Handler:

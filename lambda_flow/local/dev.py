@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -43,6 +44,11 @@ LOCAL_IDENTITY = {
 """The IAM caller every local request carries (API Gateway's IAM auth, as it would pass it)."""
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+MAX_BODY_BYTES = 256 * 1024
+"""The largest request body the local API takes (the dev server refuses larger ones unread)."""
+API_METHODS = ("GET", "POST")
+"""The methods the API's routes use; the dev server answers any other with 405."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +129,85 @@ def api_gateway_event(
     }
 
 
-def _http_handler(api: Handler, identity: Mapping[str, str] | None) -> type[BaseHTTPRequestHandler]:
+def _http_handler(
+    api: Handler,
+    identity: Mapping[str, str] | None,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    read_timeout: float = 10.0,
+) -> type[BaseHTTPRequestHandler]:
     class ApiRequestHandler(BaseHTTPRequestHandler):
         server_version = "lambda-flow-dev"
+        timeout = read_timeout  # a client that sends less body than it announced is cut off
+
+        def _answer(
+            self, status: int, body: bytes, headers: Mapping[str, str] | None = None
+        ) -> None:
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _refuse(
+            self, status: HTTPStatus, type: str, message: str, headers: Mapping[str, str] = {}
+        ) -> None:
+            """An error answer in the API's shape, decided here; the connection then closes."""
+            body = {"error": {"type": type, "message": message, "details": []}}
+            self.close_connection = True
+            self._answer(
+                status,
+                json.dumps(body).encode(),
+                {"Content-Type": "application/json", "Connection": "close", **headers},
+            )
+
+        def _body(self) -> bytes | None:
+            """The request body, or None once a refusal was sent for it."""
+            if self.headers.get("transfer-encoding"):
+                self._refuse(
+                    HTTPStatus.LENGTH_REQUIRED,
+                    "LengthRequired",
+                    "send the body with a Content-Length (chunked bodies are not supported)",
+                )
+                return None
+            values = self.headers.get_all("content-length") or []
+            declared = {v.strip() for v in values}
+            if not declared:
+                return b""
+            text = declared.pop()
+            if declared or not (text.isascii() and text.isdigit()):
+                self._refuse(
+                    HTTPStatus.BAD_REQUEST,
+                    "InvalidContentLength",
+                    "Content-Length must be one whole number of bytes",
+                )
+                return None
+            length = int(text)
+            if length > max_body_bytes:
+                self._refuse(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    "PayloadTooLarge",
+                    f"the request body is larger than {max_body_bytes} bytes",
+                )
+                return None
+            try:
+                body = self.rfile.read(length) if length else b""
+            except TimeoutError:
+                body = b""
+            if len(body) < length:
+                self._refuse(
+                    HTTPStatus.BAD_REQUEST,
+                    "InvalidContentLength",
+                    f"the body ended before its Content-Length ({length} bytes)",
+                )
+                return None
+            return body
 
         def _serve(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self._body()
+            if body is None:
+                return
             event = api_gateway_event(
                 self.command,
                 self.path,
@@ -145,14 +223,25 @@ def _http_handler(api: Handler, identity: Mapping[str, str] | None) -> type[Base
                 if response.get("isBase64Encoded")
                 else str(payload).encode("utf-8")
             )
-            self.send_response(int(response.get("statusCode", 200)))
-            for name, value in (response.get("headers") or {}).items():
-                self.send_header(name, str(value))
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            headers = {name: str(value) for name, value in (response.get("headers") or {}).items()}
+            self._answer(int(response.get("statusCode", 200)), data, headers)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+        def _not_allowed(self) -> None:
+            self._refuse(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                f"this API does not take {self.command}: use {', '.join(API_METHODS)}",
+                {"Allow": ", ".join(API_METHODS)},
+            )
+
+        def __getattr__(self, name: str) -> Any:
+            # http.server answers 501 for a method it finds no do_<METHOD> for; here a method
+            # the API does not take is the client's mistake: 405.
+            if name.startswith("do_"):
+                return self._not_allowed
+            raise AttributeError(name)
+
+        do_GET = do_POST = _serve  # noqa: N815 - http.server's naming
 
         def log_message(self, format: str, *args: Any) -> None:
             logger.info("http request", extra={"request": format % args})
@@ -319,7 +408,9 @@ class DevRuntime:
             )
         self.service = WorkflowService(flow, store=self.store, queue=queue, clock=clock)
         self.dispatcher = Dispatcher(self.service)
-        api = build_api(self.service, flow, allow_anonymous=allow_anonymous)
+        api = build_api(
+            self.service, flow, allow_anonymous=allow_anonymous, max_body_bytes=MAX_BODY_BYTES
+        )
         orchestrate = orchestrator_handler(self.service, max_receives=max_receives)
         work = step_worker_handler(self.service, max_receives=max_receives)
         self.pumps: list[_LocalPump | _SqsPump]

@@ -115,6 +115,12 @@ class LocalSqsQueue:
         with self._lock:
             return len(self.messages)
 
+    def visible(self) -> int:
+        """Messages that could be received now."""
+        now = self.clock.now()
+        with self._lock:
+            return sum(1 for m in self.messages if m.visible_at <= now)
+
     def sqs_event(self, messages: Sequence[QueuedMessage]) -> dict[str, Any]:
         """The Lambda event SQS would deliver for ``messages``."""
         return {
@@ -160,3 +166,6 @@ class LocalJobQueue:
 
     def wake_at(self, run_id: str, when: datetime, now: datetime) -> None:
         self.orchestrator.send(run_message(run_id), delay=max(when - now, timedelta(0)))
+
+    def backlog(self) -> int | None:
+        return self.orchestrator.visible()

@@ -10,7 +10,7 @@ import abc
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .._models import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
@@ -53,6 +53,12 @@ class LeasedRun:
     version: int = 0
     """The run's version when the lease was taken; every step result bumps it."""
     steps: dict[str, StepRecord] = field(default_factory=dict)
+    recovering: bool = False
+    """The previous pass took the lease and never finished (its process died or stalled).
+
+    A recovering pass commits each in-process attempt's start before running it, so a step
+    that kills its process is found and counted as interrupted by the pass after.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,11 @@ class StepClaim:
     max_attempts: int
     retry_delay_ms: int
     started_at: datetime
+    interrupted_by: str | None = None
+    """Set when this claim took over an expired one: the owner whose attempt never finished.
+
+    That attempt is not run again; the worker records it as interrupted (a failed attempt).
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +144,8 @@ class RunOutcome:
     """The earliest timer the run waits for (None: nothing timed)."""
     changed_meanwhile: bool = False
     """Someone else (a step worker) wrote to the run during the pass: run another one."""
+    settled: bool = True
+    """The pass saw every result stored before it finished (no other writer meanwhile)."""
 
 
 @dataclass(slots=True)
@@ -211,9 +224,15 @@ class Store(abc.ABC):
         outcome: RunOutcome,
         writes: Sequence[StepWrite],
         now: datetime,
+        *,
+        seen_version: int | None = None,
     ) -> int:
         """Commit the pass's last step changes and the run's outcome, releasing the lease;
         return the run's new version.
+
+        ``seen_version``: the run's version after the pass's own last write, when the pass saw
+        no other writer; the run counts as settled if it is still that (else the sweeper
+        drives it again should the process die before the next pass).
 
         Raises:
             LeaseLost: as for :meth:`write_steps`.
@@ -240,7 +259,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def cancel(self, run_id: str, reason: str | None, now: datetime) -> Run:
-        """Cancel a running or suspended run; any pass still going loses its lease.
+        """Cancel a running or suspended run; any pass still going loses its lease, and steps
+        still waiting (pending, scheduled, running) become ``cancelled``.
 
         Raises:
             RunNotFound: unknown run.
@@ -270,12 +290,33 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def fail_run(self, run_id: str, error: ErrorInfo, now: datetime) -> bool:
-        """Fail a running or suspended run (e.g. its message went to a dead-letter queue)."""
+        """Fail a running or suspended run (e.g. its message went to a dead-letter queue);
+        steps still waiting become ``cancelled``."""
 
     @abc.abstractmethod
-    def find_stuck(self, now: datetime, *, unsent_after: datetime, limit: int) -> StuckWork:
-        """Runs and step jobs that lost their way (invariant 6); ``unsent_after``: a scheduled
-        step untouched since before then is presumed never sent."""
+    def needs_pass(self, run_id: str, now: datetime) -> bool:
+        """True when the run is running, no live pass holds it, and a result was stored after
+        its last pass finished (so a pass must follow)."""
+
+    @abc.abstractmethod
+    def find_stuck(
+        self,
+        now: datetime,
+        *,
+        unsent_after: datetime,
+        result_after: datetime,
+        redrive_after: timedelta,
+        limit: int,
+    ) -> StuckWork:
+        """Runs and step jobs that lost their way (invariant 6), claimed for re-driving.
+
+        ``unsent_after``: a run or scheduled step untouched since before then is presumed to
+        have lost its message, and a timer due before then its wake-up. ``result_after``: a
+        result stored before then that no pass has seen lost its worker's hand-over. A run
+        is re-driven at most once per ``redrive_after``, doubled after each re-drive that no
+        pass followed, so a backlog of queued messages is not multiplied; concurrent sweepers
+        never return the same run or step.
+        """
 
     def pinned(self) -> contextlib.AbstractContextManager[None]:
         """Within this context, this thread's calls share one connection (a pass's many small

@@ -13,16 +13,17 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
 import psycopg
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .._errors import ConfigurationError, InvalidRunState, LeaseLost, RunNotFound
+from .._durations import Duration, parse_duration
+from .._errors import ConfigurationError, InvalidRunState, LeaseLost, RunNotFound, StoreUnavailable
 from .._models import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
 from .base import (
     LeasedRun,
@@ -61,6 +62,10 @@ def _migrations() -> list[tuple[int, str, str]]:
         if match:
             found.append((int(match.group(1)), match.group(2), entry.read_text("utf-8")))
     return sorted(found)
+
+
+def _unavailable(exc: psycopg.OperationalError) -> StoreUnavailable:
+    return StoreUnavailable(f"the database is unavailable: {exc}")
 
 
 def _dump(value: Any) -> str:
@@ -147,6 +152,23 @@ SELECT version FROM r
 """
 
 
+# Steps still waiting when run r ends from outside (cancel, a dead letter) will never finish:
+# they and their open attempts read 'cancelled', and a worker's claim on one is fenced off.
+_CANCEL_WAITING_STEPS = """
+, cs AS (
+    UPDATE {schema}.steps st SET status = 'cancelled', lease_owner = NULL,
+        lease_expires_at = NULL, lease_token = st.lease_token + 1, updated_at = %(now)s
+    FROM r WHERE st.run_id = r.id AND st.status IN ('pending', 'scheduled', 'running')
+    RETURNING st.run_id, st.step_key, st.attempt
+), ca AS (
+    UPDATE {schema}.step_attempts sa SET status = 'cancelled',
+        finished_at = coalesce(sa.finished_at, %(now)s)
+    FROM cs WHERE sa.run_id = cs.run_id AND sa.step_key = cs.step_key
+        AND sa.attempt = cs.attempt AND sa.status IN ('pending', 'scheduled', 'running')
+)
+"""
+
+
 class PostgresStore(Store):
     """Runs and steps in Postgres, in their own schema (``workflows`` unless told otherwise).
 
@@ -156,6 +178,8 @@ class PostgresStore(Store):
         min_connections: connections the pool keeps open.
         max_connections: the most connections the pool opens.
         migrate: create or upgrade the schema when the store is built.
+        pool_timeout: how long an operation waits for a connection (all busy, or the database
+            unreachable) before it fails with :class:`StoreUnavailable`.
     """
 
     def __init__(
@@ -166,8 +190,12 @@ class PostgresStore(Store):
         min_connections: int = 1,
         max_connections: int = 4,
         migrate: bool = True,
+        pool_timeout: Duration = "10s",
     ) -> None:
         self.schema = validate_schema_name(schema)
+        wait = parse_duration(pool_timeout).total_seconds()
+        if wait <= 0:
+            raise ConfigurationError(f"pool_timeout must be positive, got {pool_timeout!r}")
         self.stats = StoreStats()
         # The connection a pass holds (see pinned()); per thread and task, never shared.
         self._pinned: ContextVar[psycopg.Connection[Any] | None] = ContextVar(
@@ -178,6 +206,9 @@ class PostgresStore(Store):
             min_size=min_connections,
             max_size=max_connections,
             kwargs={"autocommit": True},
+            # A restarted database leaves dead connections in the pool: test each on checkout.
+            check=self._check_on_checkout,
+            timeout=wait,
             open=True,
             name="lambda-flow",
         )
@@ -205,11 +236,15 @@ class PostgresStore(Store):
                 " ORDER BY id"
             ),
             "acquire": q(
-                "UPDATE {schema}.runs SET lease_owner = %(owner)s,"
-                " lease_expires_at = %(until)s, lease_token = lease_token + 1"
-                " WHERE id = %(run_id)s AND status = 'running'"
-                " AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)"
-                " RETURNING lease_token, workflow, input, created_at, version"
+                # Joined with itself to read the lease as it was: still set means the pass
+                # before took it and never finished (a finished pass clears it).
+                "UPDATE {schema}.runs r SET lease_owner = %(owner)s,"
+                " lease_expires_at = %(until)s, lease_token = r.lease_token + 1"
+                " FROM {schema}.runs old WHERE r.id = %(run_id)s AND old.id = r.id"
+                " AND r.status = 'running'"
+                " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)"
+                " RETURNING r.lease_token, r.workflow, r.input, r.created_at, r.version,"
+                " old.lease_expires_at IS NOT NULL"
             ),
             "steps": q(
                 # result and error as text: decoded together below, in one json.loads.
@@ -226,7 +261,10 @@ class PostgresStore(Store):
                 "WITH r AS (UPDATE {schema}.runs SET status = %(status)s, output = %(output)s,"
                 " error = %(error)s, wake_at = %(wake_at)s, lease_owner = NULL,"
                 " lease_expires_at = NULL, lease_token = lease_token + 1,"
-                " version = version + 1, updated_at = %(now)s"
+                " version = version + 1, updated_at = %(now)s,"
+                # Settled when the pass saw every result: no other writer since its last write.
+                " settled_version = CASE WHEN %(settled)s AND version = %(seen)s"
+                " THEN version + 1 ELSE settled_version END, driven_at = NULL, redrives = 0"
                 " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
                 " RETURNING id, version)" + _STEP_WRITES
             ),
@@ -248,19 +286,23 @@ class PostgresStore(Store):
                 " SELECT count(*) FROM r"
             ),
             "claim_step": q(
+                # Joined with the step as it was: taking over an expired claim returns the
+                # owner whose attempt never finished (the worker records it as interrupted).
                 "WITH s AS (UPDATE {schema}.steps st SET status = 'running',"
                 " lease_owner = %(owner)s, lease_expires_at = %(until)s,"
                 " lease_token = st.lease_token + 1, updated_at = %(now)s"
-                " FROM {schema}.runs r"
+                " FROM {schema}.runs r, {schema}.steps old"
                 " WHERE st.run_id = %(run_id)s AND st.step_key = %(step_key)s"
                 " AND st.attempt = %(attempt)s AND st.kind = 'rpc'"
                 " AND (st.status = 'scheduled'"
                 " OR (st.status = 'running' AND st.lease_expires_at <= %(now)s))"
                 " AND r.id = st.run_id AND r.status = 'running'"
+                " AND old.run_id = st.run_id AND old.step_key = st.step_key"
                 " RETURNING st.run_id, r.workflow, st.step_key, st.name, st.attempt, st.target,"
-                " st.input, st.lease_token, st.max_attempts, st.retry_delay_ms),"
+                " st.input, st.lease_token, st.max_attempts, st.retry_delay_ms,"
+                " CASE WHEN old.status = 'running' THEN coalesce(old.lease_owner, '?') END),"
                 " a AS (UPDATE {schema}.step_attempts sa SET status = 'running',"
-                " started_at = %(now)s FROM s WHERE sa.run_id = s.run_id"
+                " started_at = coalesce(sa.started_at, %(now)s) FROM s WHERE sa.run_id = s.run_id"
                 " AND sa.step_key = s.step_key AND sa.attempt = s.attempt)"
                 " SELECT * FROM s"
             ),
@@ -281,37 +323,54 @@ class PostgresStore(Store):
                 " SELECT count(*) FROM s"
             ),
             "fail_run": q(
-                "UPDATE {schema}.runs SET status = 'failed', error = %(error)s, wake_at = NULL,"
-                " lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1,"
-                " version = version + 1, updated_at = %(now)s"
-                " WHERE id = %(run_id)s AND status IN ('running', 'suspended') RETURNING id"
+                "WITH r AS (UPDATE {schema}.runs SET status = 'failed', error = %(error)s,"
+                " wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
+                " lease_token = lease_token + 1, version = version + 1, updated_at = %(now)s"
+                " WHERE id = %(run_id)s AND status IN ('running', 'suspended')"
+                " RETURNING id)" + _CANCEL_WAITING_STEPS + " SELECT id FROM r"
+            ),
+            "needs_pass": q(
+                "SELECT version > settled_version FROM {schema}.runs WHERE id = %(run_id)s"
+                " AND status = 'running'"
+                " AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)"
             ),
             "stuck_runs": q(
-                "SELECT id FROM {schema}.runs r WHERE r.status = 'running'"
+                # Claimed with SKIP LOCKED and stamped, so racing sweepers never re-drive the
+                # same run, and a run is re-driven once per redrive_after (doubling each time
+                # no pass finished since): a backlog is not multiplied.
+                "WITH c AS (SELECT id FROM {schema}.runs r WHERE r.status = 'running'"
                 " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)"
-                " AND ((r.wake_at IS NOT NULL AND r.wake_at <= %(now)s)"
-                " OR r.lease_expires_at IS NOT NULL"
-                " OR (r.wake_at IS NULL AND r.updated_at <= %(unsent_after)s"
+                " AND (r.driven_at IS NULL OR r.driven_at"
+                " + %(redrive_after)s * power(2, least(r.redrives, 8))::integer <= %(now)s)"
+                " AND (r.lease_expires_at IS NOT NULL"  # a pass died holding the run
+                " OR (r.wake_at IS NOT NULL AND r.wake_at <= %(unsent_after)s)"  # lost timer
+                " OR (r.version > r.settled_version"  # a result no pass has seen
+                " AND r.updated_at <= %(result_after)s)"
+                " OR (r.wake_at IS NULL AND r.updated_at <= %(unsent_after)s"  # nothing queued
                 " AND NOT EXISTS (SELECT 1 FROM {schema}.steps s WHERE s.run_id = r.id"
                 " AND s.kind = 'rpc' AND s.status IN ('scheduled', 'running'))))"
-                " ORDER BY r.updated_at LIMIT %(limit)s"
+                " ORDER BY r.updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                " UPDATE {schema}.runs SET driven_at = %(now)s, redrives = redrives + 1"
+                " FROM c WHERE {schema}.runs.id = c.id RETURNING c.id"
             ),
             "stuck_steps": q(
                 "UPDATE {schema}.steps st SET updated_at = %(now)s FROM {schema}.runs r"
                 " WHERE (st.run_id, st.step_key) IN (SELECT s.run_id, s.step_key"
                 " FROM {schema}.steps s WHERE s.kind = 'rpc'"
-                " AND ((s.status = 'scheduled' AND s.updated_at <= %(unsent_after)s)"
+                " AND s.updated_at <= %(unsent_after)s AND (s.status = 'scheduled'"
                 " OR (s.status = 'running' AND s.lease_expires_at <= %(now)s))"
-                " ORDER BY s.updated_at LIMIT %(limit)s)"
+                " ORDER BY s.updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
                 " AND r.id = st.run_id AND r.status = 'running'"
                 " RETURNING st.run_id, st.step_key, st.attempt"
             ),
             "cancel": q(
-                "UPDATE {schema}.runs SET status = 'cancelled', error = %(error)s,"
+                "WITH r AS (UPDATE {schema}.runs SET status = 'cancelled', error = %(error)s,"
                 " wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
                 " lease_token = lease_token + 1, version = version + 1, updated_at = %(now)s"
                 " WHERE id = %(run_id)s AND status IN ('running', 'suspended')"
-                f" RETURNING {_RUN_COLUMNS}"
+                f" RETURNING {_RUN_COLUMNS})"
+                + _CANCEL_WAITING_STEPS
+                + f" SELECT {_RUN_COLUMNS} FROM r"
             ),
         }
         if migrate:
@@ -322,17 +381,55 @@ class PostgresStore(Store):
         self.stats.round_trips += 1
         self.stats.commits += 1  # autocommit: each statement is its own transaction
         conn = self._pinned.get()
-        if conn is not None:
-            return conn.execute(query, params).fetchall()
-        with self._pool.connection() as conn:
-            return conn.execute(query, params).fetchall()
+        try:
+            if conn is not None:
+                return conn.execute(query, params).fetchall()
+            with self._connection() as conn:
+                return conn.execute(query, params).fetchall()
+        except psycopg.OperationalError as exc:  # the connection died, or the server refused
+            raise _unavailable(exc) from exc
+
+    def _read(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """``_fetchall`` for an idempotent read, asked once more when its connection failed
+        (the database restarted under it). Not on a pinned connection (the pass fails
+        instead), nor after the pool's whole timeout went by without a connection."""
+        try:
+            return self._fetchall(query, params)
+        except StoreUnavailable as exc:
+            if self._pinned.get() is not None or isinstance(exc.__cause__, PoolTimeout):
+                raise
+        return self._fetchall(query, params)
+
+    def _check_on_checkout(self, conn: psycopg.Connection[Any]) -> None:
+        """psycopg_pool's check; and when it finds a dead connection, the server went away:
+        the other idle ones are tested at once, not one checkout (and back-off) at a time."""
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            self._pool.check()
+            raise
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, checked on checkout; none to be had is StoreUnavailable."""
+        try:
+            conn = self._pool.getconn()
+        except psycopg.OperationalError as exc:  # PoolTimeout included
+            raise _unavailable(exc) from exc
+        try:
+            with conn:
+                yield conn
+        finally:
+            self._pool.putconn(conn)
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
         if self._pinned.get() is not None:
             yield
             return
-        with self._pool.connection() as conn:
+        # Autocommit: should the connection die mid-pass, every statement before is committed
+        # and none after it ran; the error (StoreUnavailable) ends the pass.
+        with self._connection() as conn:
             token = self._pinned.set(conn)
             try:
                 yield
@@ -356,7 +453,7 @@ class PostgresStore(Store):
     def migrate(self) -> None:
         migrations = _migrations()
         latest = migrations[-1][0]
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             try:
                 row = conn.execute(
                     self._q("SELECT max(version) FROM {schema}.schema_migrations")
@@ -436,8 +533,8 @@ class PostgresStore(Store):
         key = self._uuid(run_id)
         if key is None:
             return None
-        row = self._fetchone(self._sql["get_run"], [key])
-        return None if row is None else self._run(row)
+        rows = self._read(self._sql["get_run"], [key])
+        return self._run(rows[0]) if rows else None
 
     def list_runs(
         self,
@@ -466,7 +563,7 @@ class PostgresStore(Store):
             where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
         )
         params.append(limit)
-        return [self._run(r) for r in self._fetchall(query.as_string(None), params)]
+        return [self._run(r) for r in self._read(query.as_string(None), params)]
 
     def get_history(self, run_id: str) -> list[StepAttempt]:
         key = self._uuid(run_id)
@@ -485,7 +582,7 @@ class PostgresStore(Store):
                 started_at=r[8],
                 finished_at=r[9],
             )
-            for r in self._fetchall(self._sql["history"], [key])
+            for r in self._read(self._sql["history"], [key])
         ]
 
     # -- passes ----------------------------------------------------------------------------
@@ -506,12 +603,13 @@ class PostgresStore(Store):
             input=row[2],
             created_at=row[3],
             version=row[4],
+            recovering=row[5],
         )
         leased.steps = {step.key: step for step in self._load_steps(key)}
         return leased
 
     def _load_steps(self, key: uuid.UUID) -> list[StepRecord]:
-        rows = self._fetchall(self._sql["steps"], [key])
+        rows = self._read(self._sql["steps"], [key])
         # A pass loads every step of its run; replaying 10,000 of them must stay cheap, so the
         # results are parsed in one call rather than one per row, and the enums are looked up.
         results = _loads_all([s[7] for s in rows])
@@ -563,6 +661,8 @@ class PostgresStore(Store):
         outcome: RunOutcome,
         writes: Sequence[StepWrite],
         now: datetime,
+        *,
+        seen_version: int | None = None,
     ) -> int:
         return self._fenced(
             self._sql["finish_pass"],
@@ -570,6 +670,8 @@ class PostgresStore(Store):
                 "run_id": lease.run_id,
                 "token": lease.token,
                 "now": now,
+                "settled": seen_version is not None,
+                "seen": seen_version,
                 "status": outcome.status.value,
                 "output": None if outcome.output is None else Jsonb(outcome.output),
                 "error": None if outcome.error is None else Jsonb(outcome.error.model_dump()),
@@ -625,6 +727,7 @@ class PostgresStore(Store):
             max_attempts=row[8],
             retry_delay_ms=row[9],
             started_at=now,
+            interrupted_by=row[10],
         )
 
     def complete_step(self, claim: StepClaim, outcome: StepOutcome, now: datetime) -> bool:
@@ -655,8 +758,31 @@ class PostgresStore(Store):
         )
         return row is not None
 
-    def find_stuck(self, now: datetime, *, unsent_after: datetime, limit: int) -> StuckWork:
-        params = {"now": now, "unsent_after": unsent_after, "limit": limit}
+    def needs_pass(self, run_id: str, now: datetime) -> bool:
+        key = self._uuid(run_id)
+        row = (
+            None
+            if key is None
+            else self._fetchone(self._sql["needs_pass"], {"run_id": key, "now": now})
+        )
+        return bool(row and row[0])
+
+    def find_stuck(
+        self,
+        now: datetime,
+        *,
+        unsent_after: datetime,
+        result_after: datetime,
+        redrive_after: timedelta,
+        limit: int,
+    ) -> StuckWork:
+        params = {
+            "now": now,
+            "unsent_after": unsent_after,
+            "result_after": result_after,
+            "redrive_after": redrive_after,
+            "limit": limit,
+        }
         runs = [str(r[0]) for r in self._fetchall(self._sql["stuck_runs"], params)]
         steps = [
             (str(r[0]), str(r[1]), int(r[2]))

@@ -40,6 +40,12 @@ class JobQueue(Protocol):
         """Ask for a pass of ``run_id`` at ``when`` (a timer: sleep or retry delay)."""
         ...
 
+    def backlog(self) -> int | None:
+        """About how many orchestration requests wait to be handled now (due, not taken), or
+        None when the queue cannot tell. The sweeper holds back while there is a backlog: a run
+        that looks stuck most likely has its message waiting in it."""
+        ...
+
 
 def _body(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(raw, Mapping):

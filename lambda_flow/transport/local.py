@@ -61,6 +61,11 @@ class LocalQueue:
     def wake_at(self, run_id: str, when: datetime, now: datetime) -> None:
         self._put("orchestrator", run_message(run_id), when)
 
+    def backlog(self) -> int | None:
+        """Orchestrator messages that are due and not yet taken."""
+        now = self.clock.now()
+        return sum(1 for m in self.messages if m.queue == "orchestrator" and m.deliver_at <= now)
+
     def receive(self, queue: QueueName | None = None) -> LocalMessage | None:
         """Take the oldest message that is due (optionally from one queue only)."""
         now = self.clock.now()

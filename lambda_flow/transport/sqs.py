@@ -101,6 +101,19 @@ class SqsJobQueue:
                     },
                 )
 
+    def backlog(self) -> int | None:
+        """The orchestrator queue's ``ApproximateNumberOfMessages`` (visible, not delayed)."""
+        self.calls += 1
+        try:
+            attributes = self.client.get_queue_attributes(
+                QueueUrl=self.orchestrator_queue_url,
+                AttributeNames=["ApproximateNumberOfMessages"],
+            )["Attributes"]
+            return int(attributes["ApproximateNumberOfMessages"])
+        except Exception as exc:  # noqa: BLE001 - not knowing only makes the sweeper eager
+            logger.warning("queue backlog unknown", extra={"error": f"{type(exc).__name__}"})
+            return None
+
     def wake_at(self, run_id: str, when: datetime, now: datetime) -> None:
         """Ask for a pass of ``run_id`` at ``when``: an SQS delay, a schedule, or a chain."""
         delay = when - now

@@ -430,6 +430,19 @@ def test_functions_may_send_exactly_where_the_code_sends(deployment: Deployment)
         assert sendable == SENDS_TO[name], name
 
 
+def test_only_the_sweeper_reads_the_orchestrator_queues_backlog(deployment: Deployment) -> None:
+    queues = {q: deployment.attribute(q, "Arn") for q in deployment.resources("AWS::SQS::Queue")}
+    for name in FUNCTIONS:
+        statements = _statements(deployment, name)
+        readable = {
+            q for q, arn in queues.items() if _allows(statements, "sqs:GetQueueAttributes", arn)
+        }
+        sources = _sqs_sources(deployment)
+        own = {sources[name]["Queue"]} if name in sources else set()  # the poller's own queue
+        expected = {"OrchestratorQueue"} if name == "Sweeper" else set()
+        assert readable - own == expected, name
+
+
 def test_functions_are_scoped_to_their_own_resources(deployment: Deployment) -> None:
     sources = _sqs_sources(deployment)
     queues = {q: deployment.attribute(q, "Arn") for q in deployment.resources("AWS::SQS::Queue")}

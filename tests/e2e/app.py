@@ -122,8 +122,9 @@ def charge(data: dict[str, int]) -> str:
 
 @flow.workflow
 async def pay(wf: WorkflowContext, data: dict[str, int]) -> str:
-    """One RPC step, for crashing a worker in the middle of it."""
-    return str(await wf.do("Charge", "charge", data))
+    """One RPC step, for crashing a worker in the middle of it (an interrupted attempt counts
+    as a failed one, so it gets a retry)."""
+    return str(await wf.do("Charge", "charge", data, retries=1))
 
 
 class SignupIn(BaseModel):

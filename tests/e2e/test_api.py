@@ -479,7 +479,9 @@ def test_unknown_or_malformed_run_is_404(
 
 def test_unknown_route_is_404(api_client: ApiClient) -> None:
     error_of(api_client.get("/nowhere"), 404, "NotFound")
-    error_of(api_client.post("/runs"), 404, "NotFound")
+    wrong_method = api_client.post("/runs")  # a known path: 405 (tests/e2e/test_api_errors.py)
+    error_of(wrong_method, 405, "MethodNotAllowed")
+    assert wrong_method.headers["Allow"] == "GET"
 
 
 def test_bodies_over_the_limit_are_413(

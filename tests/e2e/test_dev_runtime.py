@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +100,98 @@ def test_dev_runtime_serves_the_api_and_runs_workflows_to_completion(dev_server:
     assert process.returncode == 0, err
     assert "Traceback" not in err
     assert "stopped" in out
+
+
+# -- a client's mistakes get a 4xx, never silence or a 5xx (issue 9, defect 8) -----------------
+def _raw(base: str, request: bytes, *, end_body: bool = True) -> tuple[int, dict[str, str], Any]:
+    """Send ``request`` as is over a socket; the status, headers and JSON body of the answer.
+
+    ``end_body``: half-close the socket after sending, as a client whose body ended does.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        if end_body:
+            conn.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, json.loads(body) if body else None
+
+
+def _post_with(length: str, body: bytes = b"{}") -> bytes:
+    return (
+        b"POST /workflows/onboard_user/start HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\nContent-Length: " + length.encode() + b"\r\n\r\n" + body
+    )
+
+
+_BAD_LENGTHS = [
+    (_post_with("ten"), 400, "InvalidContentLength"),
+    (_post_with("-1"), 400, "InvalidContentLength"),
+    (_post_with("+2"), 400, "InvalidContentLength"),
+    (_post_with("1e3"), 400, "InvalidContentLength"),
+    (_post_with("100"), 400, "InvalidContentLength"),  # the body ends first
+    (_post_with("99999999999999999999"), 413, "PayloadTooLarge"),
+    (_post_with(str(256 * 1024 + 1)), 413, "PayloadTooLarge"),
+    (
+        b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        400,
+        "InvalidContentLength",
+    ),
+    (
+        b"POST /runs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        411,
+        "LengthRequired",
+    ),
+]
+
+
+def test_client_mistakes_are_answered_4xx_never_left_unanswered_or_5xx(dev_server: Any) -> None:
+    _, base = dev_server
+    for request, status, error_type in _BAD_LENGTHS:
+        answer, headers, body = _raw(base, request)
+        assert (answer, body["error"]["type"]) == (status, error_type), request[:80]
+        assert headers["content-type"] == "application/json"
+
+    for method in ["TRACE", "OPTIONS", "HEAD", "PUT", "DELETE", "PATCH", "BREW"]:
+        line = f"{method} /runs HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+        answer, headers, _ = _raw(base, line.encode())
+        assert (answer, headers["allow"]) == (405, "GET, POST"), method
+
+    answer, headers, _ = _raw(
+        base, b"GET /workflows/onboard_user/start HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    assert (answer, headers["allow"]) == (405, "POST")  # the resolver: a known path, another method
+    answer, _, error = _raw(base, _post_with("20", b'{"welcome_delay": "9'))
+    assert (answer, error["error"]["type"]) == (400, "InvalidJson")
+    delay = json.dumps({"email": "a@example.com", "user_id": "a", "welcome_delay": "9" * 400})
+    answer, _, error = _raw(base, _post_with(str(len(delay)), delay.encode()))
+    assert answer == 422, error
+    assert [d["loc"] for d in error["error"]["details"]] == [["welcome_delay"]]
+
+    body = json.dumps({"email": "ada@example.com", "user_id": "ada"}).encode()
+    answer, _, started = _raw(base, _post_with(str(len(body)), body))
+    assert answer == 202, started  # and the server still serves good requests
+
+
+def test_a_body_shorter_than_announced_is_400_after_the_read_timeout() -> None:
+    from lambda_flow.local.dev import _http_handler
+
+    def api(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise AssertionError("the request must not reach the API")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _http_handler(api, None, read_timeout=0.2))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        # The client keeps its side open: only the server's read timeout ends the wait.
+        answer, _, body = _raw(f"http://{host!s}:{port}", _post_with("100"), end_body=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (answer, body["error"]["type"]) == (400, "InvalidContentLength")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from lambda_flow import ConfigurationError, RunStatus, StepStatus
+from lambda_flow import ConfigurationError, RunStatus, StepStatus, StoreUnavailable
 from lambda_flow.aws.runtime import reset_runtimes
 from lambda_flow.testing import SimulatedCrash
 from lambda_flow.transport.scheduler import schedule_name
@@ -295,7 +295,11 @@ def test_a_worker_that_dies_mid_step_is_recovered_when_its_claim_expires(
     assert run.status is RunStatus.COMPLETED, run.error
     assert run.output == "charged 500"
     assert app.calls == {"charge": 2}
-    assert history(harness, run_id) == [("Charge", 1, StepStatus.SUCCEEDED)]
+    # The attempt the dead worker started counts as failed (interrupted), not run again.
+    assert history(harness, run_id) == [
+        ("Charge", 1, StepStatus.FAILED),
+        ("Charge", 2, StepStatus.SUCCEEDED),
+    ]
 
 
 # -- bad messages ---------------------------------------------------------------------------------
@@ -345,38 +349,99 @@ def test_malformed_messages_fail_alone_and_end_in_the_dead_letter_queues(harness
     assert harness.run(run_id).status is RunStatus.COMPLETED
 
 
-def test_a_poison_message_fails_its_run_when_it_goes_to_the_dead_letter_queue(
-    harness: Harness,
+@pytest.mark.parametrize(
+    "junk",
+    [
+        pytest.param(
+            lambda run_id: step_message(run_id, "Nap", "first"), id="attempt-not-a-number"
+        ),
+        pytest.param(lambda run_id: step_message(run_id, "Nap", 0), id="attempt-zero"),
+        pytest.param(lambda run_id: json.dumps({"run_id": run_id, "x": [1]}), id="no-step-key"),
+    ],
+)
+def test_a_junk_message_naming_a_run_goes_to_the_dlq_and_leaves_the_run_alone(
+    harness: Harness, junk: Any
 ) -> None:
+    """Issue 9, defect 3: only the engine's own message for a run's current work may fail it."""
     step = harness.queues["step"]
     run_id = harness.service.start("nap", {"duration": "2h"})
     harness.pump()
-    poison = step_message(run_id, "Nap", "first")  # names the run; can never be handled
+    poison = junk(run_id)
     [poison_id] = send_all(harness, "step", [poison])
 
-    for receive in range(1, MAX_RECEIVES + 1):
+    for _ in range(MAX_RECEIVES):
         invocation = harness.deliver("step_worker")
         assert invocation is not None
         assert invocation.failures == [poison_id]
-        expected = RunStatus.FAILED if receive == MAX_RECEIVES else RunStatus.RUNNING
-        assert harness.run(run_id).status is expected
+        assert harness.run(run_id).status is RunStatus.RUNNING
 
     # One more receive: SQS moves it to the dead-letter queue instead of delivering it.
     assert harness.deliver("step_worker") is None
     [dead] = harness.receive(step.dlq_url)
-    assert dead["Body"] == poison
-    assert dead["MessageId"] == poison_id
+    assert (dead["Body"], dead["MessageId"]) == (poison, poison_id)
+    run = harness.run(run_id)
+    assert (run.status, run.error) == (RunStatus.RUNNING, None)
+    # The run's own timer still wakes it, and it completes.
+    [schedule] = harness.schedules()
+    harness.fire_schedule(schedule)
+    harness.pump()
+    assert harness.run(run_id).status is RunStatus.COMPLETED
+
+
+def test_the_engines_own_step_job_failing_every_time_fails_its_run_with_the_reason(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = harness.service.start("pay", {"cents": 5})
+    assert harness.deliver("orchestrator") is not None  # Charge attempt 1 scheduled and sent
+    [job] = harness.receive("step")
+    assert json.loads(job["Body"]) == {"run_id": run_id, "step_key": "Charge", "attempt": 1}
+    harness.settle(harness.queues["step"], [job], [job["MessageId"]])  # back, 1 receive used
+
+    store = harness.runtime.service.store
+
+    def broken_claim(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the step table is corrupt")
+
+    monkeypatch.setattr(store, "claim_step", broken_claim)
+    for receive in range(2, MAX_RECEIVES + 1):
+        invocation = harness.deliver("step_worker")
+        assert invocation is not None
+        assert invocation.failures == [job["MessageId"]]
+        expected = RunStatus.FAILED if receive == MAX_RECEIVES else RunStatus.RUNNING
+        assert harness.run(run_id).status is expected
+
     run = harness.run(run_id)
     assert run.error is not None
     assert run.error.type == "DeadLetter"
-    assert "dead-letter queue" in run.error.message
     assert f"failed {MAX_RECEIVES} times" in run.error.message
-    assert "attempt must be a whole number" in run.error.message
-    # The run's own timer, when it fires, finds nothing to do.
-    [schedule] = harness.schedules()
-    harness.fire_schedule(schedule)
-    assert [i.failures for i in harness.pump()] == [[]]
-    assert harness.run(run_id).status is RunStatus.FAILED
+    assert "the step table is corrupt" in run.error.message
+    # Its step, never run, reads cancelled rather than scheduled.
+    assert history(harness, run_id) == [("Charge", 1, StepStatus.CANCELLED)]
+
+
+def test_a_database_outage_at_the_last_receive_fails_no_run(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = harness.service.start("pay", {"cents": 5})
+    assert harness.deliver("orchestrator") is not None
+    store = harness.runtime.service.store
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("the database is unavailable: connection refused")
+
+    monkeypatch.setattr(store, "claim_step", unreachable)
+    for _ in range(MAX_RECEIVES):
+        invocation = harness.deliver("step_worker")
+        assert invocation is not None
+        assert len(invocation.failures) == 1
+    assert harness.deliver("step_worker") is None  # the job went to the DLQ
+
+    monkeypatch.undo()  # the database is back: the sweeper sends the job again
+    assert harness.run(run_id).status is RunStatus.RUNNING
+    harness.clock.advance("3min")
+    assert harness.sweep()["step_jobs"] == 1
+    harness.pump()
+    assert harness.run(run_id).output == "charged 5"
 
 
 # -- the SAM sample events --------------------------------------------------------------------

@@ -253,7 +253,7 @@ def test_a_worker_that_dies_mid_step_is_recovered_when_its_claim_expires(
 
     @flow.workflow
     async def pay(wf: WorkflowContext) -> str:
-        return str(await wf.do("Charge", charge))
+        return str(await wf.do("Charge", charge, retries=1))
 
     run_id = service.start("pay")
     with pytest.raises(SimulatedCrash):
@@ -266,8 +266,16 @@ def test_a_worker_that_dies_mid_step_is_recovered_when_its_claim_expires(
     assert dispatcher.sweep().step_jobs == [StepJob(run_id, "Charge", 1)]
     drain(queue, dispatcher)
 
+    # The interrupted attempt counts as a failed one; the retry ran the step again.
     assert service.get_run(run_id).output == "charged"
     assert calls == [1, 1]
+    history = service.get_run_history(run_id)
+    assert [(h.attempt, h.status) for h in history] == [
+        (1, StepStatus.FAILED),
+        (2, StepStatus.SUCCEEDED),
+    ]
+    assert history[0].error is not None
+    assert history[0].error.type == "StepInterrupted"
 
 
 def test_a_pass_that_died_holding_the_lease_is_redriven(

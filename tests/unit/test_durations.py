@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 
 from lambda_flow import InvalidDuration, parse_duration
+from lambda_flow._durations import MAX_DURATION
 
 
 @pytest.mark.parametrize(
@@ -39,8 +40,30 @@ def test_accepted_durations(value: object, expected: timedelta) -> None:
         (timedelta(seconds=-1), "must not be negative"),
         (True, "expected a string, number or timedelta"),
         (None, "expected a string, number or timedelta"),
+        # Too long for timedelta (OverflowError there) or past the maximum: issue 9, defect 8.
+        ("99999999999999d", "longer than the maximum"),
+        ("9" * 400, "longer than the maximum"),
+        ("9" * 400 + "w", "longer than the maximum"),
+        ("365001d", "longer than the maximum"),
+        (10**400, "longer than the maximum"),
+        (-(10**400), "must not be negative"),
+        (float("inf"), "longer than the maximum"),
+        (float("nan"), "not a number"),
+        (timedelta.max, "longer than the maximum"),
     ],
 )
 def test_rejected_durations_name_the_problem(value: object, problem: str) -> None:
     with pytest.raises(InvalidDuration, match=problem):
         parse_duration(value)  # type: ignore[arg-type]
+
+
+def test_the_maximum_itself_is_accepted() -> None:
+    assert parse_duration("365000d") == MAX_DURATION
+    assert parse_duration(MAX_DURATION) == MAX_DURATION
+
+
+def test_a_long_value_is_shown_cut_short() -> None:
+    with pytest.raises(InvalidDuration) as caught:
+        parse_duration("9" * 400)
+    assert len(str(caught.value)) < 120
+    assert str(caught.value).startswith("invalid duration '999")

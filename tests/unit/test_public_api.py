@@ -11,7 +11,9 @@ EXPECTED = {
     "InvalidInput", "InvalidRunState", "LambdaFlowError", "LeaseLost", "NonDeterminismError",
     "NonRetryableError", "PostgresStore", "Run", "RunCancelled", "RunFailed", "RunNotFound",
     "RunStatus", "RunSuspended", "RunTimedOut", "StepAttempt", "StepFailed", "StepInfo",
-    "StepKind", "StepStatus", "WorkflowContext", "WorkflowNotFound", "WorkflowService",
+    "StepInterrupted",
+    "StepKind", "StepStatus", "StoreUnavailable", "WorkflowContext", "WorkflowNotFound",
+    "WorkflowService",
     "current_step", "parse_duration",
     "GraphDefinitionError", "GraphInputError", "branch", "ref",
 }  # fmt: skip
@@ -28,7 +30,7 @@ def test_status_values_are_the_design_words() -> None:
         "running", "suspended", "completed", "failed", "cancelled",
     ]  # fmt: skip
     assert [s.value for s in StepStatus] == [
-        "pending", "scheduled", "running", "succeeded", "failed",
+        "pending", "scheduled", "running", "succeeded", "failed", "cancelled",
     ]  # fmt: skip
 
 

@@ -17,8 +17,10 @@ Errors are ``{"error": {"type", "message", "details"}}``: 400 a body that is not
 base64/UTF-8), 401 no authenticated caller, 403 refused by the workflow's hook, 404 unknown
 workflow, run or route (a malformed run id is unknown too), 409 the run has already finished,
 413 a body over ``max_body_bytes`` (measured before anything is decoded), 422 input or query
-failing validation (pydantic's field errors in ``details``), 500 anything unexpected (logged;
-the answer names only the request id). No 4xx answer writes anything.
+failing validation (pydantic's field errors in ``details``), 405 a known path asked with another
+method (``Allow`` names the right ones), 503 the database unreachable for now (with
+``Retry-After``), 500 anything unexpected (logged; the answer names only the request id). No 4xx
+answer writes anything.
 
 Authentication is API Gateway's job (IAM or JWT). The caller it established is read from
 ``requestContext.authorizer`` (``jwt``, ``iam`` or ``lambda``) into a :class:`Caller`; an

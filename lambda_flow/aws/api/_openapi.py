@@ -69,6 +69,7 @@ _ERROR_DESCRIPTIONS = {
     413: "The body is larger than the API accepts",
     422: "The input or a parameter failed validation",
     500: "Unexpected error (logged)",
+    503: "The database is unreachable for now; try again after Retry-After seconds",
 }
 
 
@@ -79,7 +80,7 @@ def _responses(
         code: {"description": text, "content": {_JSON: {"model": model}}}
         for code, model, text in ok
     }
-    for code in (*errors, 422, 500):
+    for code in (*errors, 422, 500, 503):
         responses[code] = {
             "description": _ERROR_DESCRIPTIONS[code],
             "content": {_JSON: {"model": ApiErrorResponse}},

@@ -17,6 +17,7 @@ from ..._errors import (
     InvalidInput,
     InvalidRunState,
     RunNotFound,
+    StoreUnavailable,
     WorkflowNotFound,
 )
 from ..._flow import Flow
@@ -77,7 +78,8 @@ def build_api(
         poll=poll,
         log=logger or logging.getLogger(_LOGGER_NAME),
     )
-    app.post(
+    routes.route(
+        "POST",
         "/workflows/<name>/start",
         summary="Start a run of a workflow",
         description="Stores a run and queues it (remote mode) or runs it here (inline mode).",
@@ -85,7 +87,8 @@ def build_api(
         responses=_responses([(202, RunStarted, "The run was started")], 400, 401, 403, 404, 413),
         openapi_extensions=_INPUT_BODY,
     )(routes.start_workflow)
-    app.post(
+    routes.route(
+        "POST",
         "/workflows/<name>/run",
         summary="Run a workflow and wait for its end",
         description="200 with the outcome once the run has ended within the timeout, else 202.",
@@ -99,20 +102,23 @@ def build_api(
         ),
         openapi_extensions=_INPUT_BODY,
     )(routes.run_workflow)
-    app.get(
+    routes.route(
+        "GET",
         "/runs/<run_id>",
         summary="Get a run",
         tags=["runs"],
         responses=_responses([(200, RunView, "The run")], 401, 403, 404),
     )(routes.get_run)
-    app.get(
+    routes.route(
+        "GET",
         "/runs/<run_id>/history",
         summary="Get a run's history",
         description="Every attempt of every step, oldest first.",
         tags=["runs"],
         responses=_responses([(200, RunHistoryView, "The run's attempts")], 401, 403, 404),
     )(routes.get_run_history)
-    app.get(
+    routes.route(
+        "GET",
         "/runs",
         summary="List runs",
         description=(
@@ -122,20 +128,24 @@ def build_api(
         tags=["runs"],
         responses=_responses([(200, RunPage, "A page of runs")], 401),
     )(routes.list_runs)
-    app.post(
+    routes.route(
+        "POST",
         "/runs/<run_id>/resume",
         summary="Resume a suspended run",
         tags=["runs"],
         responses=_responses([(200, RunView, "The run after resuming")], 401, 403, 404, 409),
     )(routes.resume_run)
-    app.post(
+    routes.route(
+        "POST",
         "/runs/<run_id>/cancel",
         summary="Cancel a run",
         tags=["runs"],
         responses=_responses([(200, RunView, "The cancelled run")], 400, 401, 403, 404, 409, 413),
         openapi_extensions=_CANCEL_BODY,
     )(routes.cancel_run)
-    app.get("/openapi.json", summary="This OpenAPI document", tags=["meta"])(routes.openapi)
+    routes.route("GET", "/openapi.json", summary="This OpenAPI document", tags=["meta"])(
+        routes.openapi
+    )
 
     handlers: list[tuple[type[Exception], Callable[[Any], Response[Any]]]] = [
         (HttpError, routes.http_error),
@@ -144,6 +154,7 @@ def build_api(
         (WorkflowNotFound, routes.unknown_workflow),
         (RunNotFound, routes.unknown_run),
         (InvalidRunState, routes.finished_run),
+        (StoreUnavailable, routes.store_unavailable),
         (NotFoundError, routes.unknown_route),
         (ServiceError, routes.service_error),
         (Exception, routes.unexpected),

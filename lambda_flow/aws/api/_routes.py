@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from http import HTTPStatus
@@ -14,7 +15,14 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import BaseModel, ValidationError
 
 from ..._durations import parse_duration
-from ..._errors import InvalidDuration, InvalidInput, InvalidRunState, RunNotFound, WorkflowNotFound
+from ..._errors import (
+    InvalidDuration,
+    InvalidInput,
+    InvalidRunState,
+    RunNotFound,
+    StoreUnavailable,
+    WorkflowNotFound,
+)
 from ..._flow import Flow, WorkflowDef
 from ..._models import AccessRequest, Caller, Run
 from ..._service import WorkflowService
@@ -49,16 +57,31 @@ __all__ = ["start_and_wait"]
 _LAMBDA_MARGIN = timedelta(seconds=2)
 """Time kept back from the Lambda's own deadline when ``/run`` waits, to answer in time."""
 
+RETRY_AFTER_SECONDS = 5
+"""The ``Retry-After`` of a 503 (the database unreachable): a restart takes seconds."""
+
 
 def _json(status: int, body: BaseModel) -> Response[Any]:
     return Response(status_code=int(status), content_type=_JSON, body=body.model_dump(mode="json"))
 
 
 def _error(
-    status: int, type: str, message: str, details: Sequence[Mapping[str, Any]] = ()
+    status: int,
+    type: str,
+    message: str,
+    details: Sequence[Mapping[str, Any]] = (),
+    *,
+    headers: Mapping[str, str] | None = None,
 ) -> Response[Any]:
     error = ApiError(type=type, message=message, details=[dict(d) for d in details])
-    return _json(status, ApiErrorResponse(error=error))
+    response = _json(status, ApiErrorResponse(error=error))
+    response.headers.update(headers or {})
+    return response
+
+
+def _route_pattern(rule: str) -> re.Pattern[str]:
+    """A route rule such as ``/runs/<run_id>`` as a regex matching the paths it serves."""
+    return re.compile("^" + re.sub(r"<\w+>", "[^/]+", rule) + "$")
 
 
 # -- waiting for a run -----------------------------------------------------------------------
@@ -112,6 +135,16 @@ class _WorkflowRoutes:
         self.poll = poll
         self.log = log
         self._openapi: str | None = None
+        self._rules: list[tuple[str, re.Pattern[str]]] = []
+
+    def route(self, method: str, rule: str, **options: Any) -> Any:
+        """``app.get``/``app.post`` (by ``method``), remembering the rule for 405 answers."""
+        self._rules.append((method.upper(), _route_pattern(rule)))
+        return self.app.route(rule, method.upper(), **options)
+
+    def methods_for(self, path: str) -> list[str]:
+        """The methods some route serves ``path`` with (none: no route has this path)."""
+        return sorted({method for method, pattern in self._rules if pattern.match(path)})
 
     # -- checks shared by the routes ---------------------------------------------------------
     @property
@@ -330,12 +363,41 @@ class _WorkflowRoutes:
 
     def unknown_route(self, exc: NotFoundError) -> Response[Any]:
         current = self.app.current_event
+        allowed = self.methods_for(current.path)
+        if allowed:
+            message = (
+                f"{current.path} does not take {current.http_method}: use {', '.join(allowed)}"
+            )
+            return _error(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                message,
+                headers={"Allow": ", ".join(allowed)},
+            )
         message = f"no route {current.http_method} {current.path}"
         return _error(HTTPStatus.NOT_FOUND, "NotFound", message)
 
     def service_error(self, exc: ServiceError) -> Response[Any]:
         status = HTTPStatus(exc.status_code)
         return _error(status, status.phrase.replace(" ", ""), str(exc.msg))
+
+    def store_unavailable(self, exc: StoreUnavailable) -> Response[Any]:
+        current = self.app.current_event
+        self.log.warning(
+            "database unavailable",
+            extra={
+                "method": current.http_method,
+                "path": current.path,
+                "request_id": self.request_id(),
+                "error": str(exc),
+            },
+        )
+        return _error(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "StoreUnavailable",
+            f"the database is unavailable for now; retry in {RETRY_AFTER_SECONDS} seconds",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     def unexpected(self, exc: Exception) -> Response[Any]:
         current = self.app.current_event
