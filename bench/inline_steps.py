@@ -429,7 +429,7 @@ def _redacted(dsn: str) -> str:
 
 
 def _embedded_url(data_dir: Path | None) -> tuple[str, Path]:
-    from lambda_flow.local.embedded import embedded_database_url
+    from lambda_flow.store.embedded import embedded_database_url
 
     if data_dir is None:
         root = Path(tempfile.mkdtemp(prefix="lambda-flow-bench-"))

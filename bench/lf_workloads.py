@@ -31,11 +31,11 @@ from typing import Any
 from psycopg.conninfo import make_conninfo
 
 from lambda_flow import Flow, PostgresStore, RunStatus, WorkflowContext, WorkflowService
-from lambda_flow._clock import SystemClock
-from lambda_flow._dispatch import Dispatcher
+from lambda_flow.core import SystemClock
 from lambda_flow.store.base import LeasedRun, RunOutcome
 from lambda_flow.transport.base import StepJob
 from lambda_flow.transport.local import LocalQueue
+from lambda_flow.worker import Dispatcher
 
 from ._pgstats import ServerMonitor, WireCounter, measured
 
@@ -176,19 +176,22 @@ class PassCounter:
         """Calls that found the run's lease taken or the run no longer running."""
 
     def watch(self, service: WorkflowService) -> None:
-        run_pass = service.run_pass
+        """Count every pass of ``service``: each one starts by taking its run's lease."""
+        store = service.store
+        acquire = store.acquire
 
-        async def counted_pass(run_id: str) -> RunOutcome | None:
-            if not self.counting:
-                return await run_pass(run_id)
-            self.passes.append(0)
-            outcome = await run_pass(run_id)
-            if outcome is None:
-                self.passes.pop()
-                self.refused += 1
-            return outcome
+        def counted(
+            run_id: str, owner: str, now: datetime, lease_until: datetime
+        ) -> LeasedRun | None:
+            leased = acquire(run_id, owner, now, lease_until)
+            if self.counting:
+                if leased is None:
+                    self.refused += 1
+                else:
+                    self.passes.append(0)
+            return leased
 
-        service.run_pass = counted_pass  # type: ignore[method-assign]
+        store.acquire = counted  # type: ignore[method-assign]
 
     # -- the JobQueue protocol --------------------------------------------------------------
     def enqueue_run(self, run_id: str, *, delay: timedelta | None = None) -> None:

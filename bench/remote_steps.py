@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _embedded_url() -> str:
-    from lambda_flow.local.embedded import embedded_database_url
+    from lambda_flow.store.embedded import embedded_database_url
 
     root = Path(tempfile.mkdtemp(prefix="lambda-flow-bench-remote-"))
     # atexit runs last-registered first: the server (registered when it starts) stops before

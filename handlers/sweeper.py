@@ -8,17 +8,17 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from handlers._common import setup
-from lambda_flow._dispatch import Dispatcher
+from lambda_flow.aws.workers import sweeper
 
 logger, tracer, metrics, runtime = setup("sweeper")
-_dispatcher = Dispatcher(runtime.service)
+_sweep = sweeper(runtime.service)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    report = _dispatcher.sweep()
+    report = _sweep()
     metrics.add_metric(name="SweptRuns", unit=MetricUnit.Count, value=len(report.runs))
     metrics.add_metric(name="SweptStepJobs", unit=MetricUnit.Count, value=len(report.step_jobs))
     return {"runs": report.runs, "step_jobs": len(report.step_jobs)}

@@ -1,9 +1,11 @@
 """lambda-flow: durable workflows in plain ``async def`` Python, on Postgres and AWS Lambda."""
 
-from ._context import StepInfo, WorkflowContext, current_step
-from ._durations import Duration, parse_duration
-from ._errors import (
+from .core import (
+    AccessRequest,
+    Caller,
     ConfigurationError,
+    Duration,
+    ErrorInfo,
     FunctionNotFound,
     InvalidDuration,
     InvalidInput,
@@ -12,29 +14,25 @@ from ._errors import (
     LeaseLost,
     NonDeterminismError,
     NonRetryableError,
+    Run,
     RunCancelled,
     RunFailed,
     RunNotFound,
+    RunStatus,
     RunSuspended,
     RunTimedOut,
+    StepAttempt,
     StepFailed,
     StepInterrupted,
-    StoreUnavailable,
-    WorkflowNotFound,
-)
-from ._flow import Flow
-from ._models import (
-    AccessRequest,
-    Caller,
-    ErrorInfo,
-    Run,
-    RunStatus,
-    StepAttempt,
     StepKind,
     StepStatus,
+    StoreUnavailable,
+    WorkflowNotFound,
+    parse_duration,
 )
-from ._service import WorkflowService
-from .graph import GraphDefinitionError, GraphInputError, branch, ref
+from .engine import StepInfo, WorkflowContext, current_step
+from .graph import Flow, GraphDefinitionError, GraphInputError, branch, ref
+from .service import WorkflowService
 from .store.postgres import PostgresStore
 
 __all__ = [

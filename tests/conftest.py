@@ -31,7 +31,7 @@ def database_url() -> str:
     url = os.environ.get("LAMBDA_FLOW_TEST_DATABASE_URL")
     if url:
         return url
-    from lambda_flow.local.embedded import embedded_database_url
+    from lambda_flow.store.embedded import embedded_database_url
 
     return embedded_database_url(private_data_dir(), delete_on_exit=True)
 

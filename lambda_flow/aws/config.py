@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._config import DEFAULT_SCHEMA, ENV_APP, ENV_DATABASE_URL, ENV_SCHEMA, import_flow
-from .._errors import ConfigurationError
-from .._flow import Flow
+from ..core import DEFAULT_SCHEMA, ENV_APP, ENV_DATABASE_URL, ENV_SCHEMA, ConfigurationError
 from ..store.postgres import validate_schema_name
 
 ENV_DATABASE_SECRET_ARN = "LAMBDA_FLOW_DATABASE_SECRET_ARN"  # noqa: S105 - a variable name
@@ -179,15 +177,6 @@ def _yes_no(name: str, value: str | None) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
-
-
-def load_flow(spec: str) -> Flow:
-    """Import the application's :class:`Flow` named by ``LAMBDA_FLOW_APP``.
-
-    Raises:
-        ConfigurationError: the module or attribute is missing, or is not a Flow.
-    """
-    return import_flow(spec, option=ENV_APP)
 
 
 def database_url_from_secret(secret_arn: str, *, client: Any = None) -> str:

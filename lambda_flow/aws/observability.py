@@ -1,4 +1,4 @@
-"""Powertools for logs, traces and metrics: an :class:`~lambda_flow._observe.Observer`.
+"""Powertools for logs, traces and metrics: an :class:`~lambda_flow.engine._observe.Observer`.
 
 Structured logs carry ``run_id``, ``workflow`` and ``step`` keys; each step attempt gets an X-Ray
 subsegment; EMF metrics count steps succeeded, failed and retried, runs completed and failed,
@@ -11,9 +11,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from .._context import StepInfo
-from .._models import RunStatus, StepKind, StepStatus
-from .._observe import run_fields, step_fields
+from ..core import RunStatus, StepKind, StepStatus
+from ..engine import StepInfo, run_fields, step_fields
 
 NAMESPACE = "LambdaFlow"
 

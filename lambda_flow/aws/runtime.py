@@ -10,14 +10,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .._clock import Clock
-from .._flow import Flow
-from .._observe import Observer
-from .._service import WorkflowService
+from ..core import Clock
+from ..engine import Flow, Observer, load_flow
+from ..service import WorkflowService
 from ..store.postgres import PostgresStore
 from ..transport.scheduler import WakeupScheduler
 from ..transport.sqs import SqsJobQueue
-from .config import AwsSettings, database_url_from_secret, load_flow
+from .config import AwsSettings, database_url_from_secret
 
 _SQS_URL = re.compile(
     r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(\d{12})/([\w-]+(?:\.fifo)?)$"

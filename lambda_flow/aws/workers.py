@@ -24,17 +24,18 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from .._dispatch import Dispatcher
-from .._errors import (
+from ..core import (
+    ErrorInfo,
     InvalidInput,
     InvalidMessage,
     LambdaFlowError,
     RunNotFound,
+    StepStatus,
     StoreUnavailable,
 )
-from .._models import ErrorInfo, StepStatus
-from .._service import WorkflowService
+from ..service import WorkflowService
 from ..transport.base import message_run_id, parse_run_message, parse_step_message
+from ..worker import Dispatcher, JobResult, SweepReport
 
 logger = logging.getLogger("lambda_flow")
 
@@ -156,14 +157,18 @@ def step_worker_handler(
     dispatcher = Dispatcher(service, step_timeout=step_timeout)
 
     def handle(record: SQSRecord) -> None:
-        from .._worker import JobResult
-
         if dispatcher.step_message(record.body) is JobResult.SKIPPED:
             run_id = message_run_id(record.body)
             if run_id is not None and service.get_run(run_id) is None:
                 raise RunNotFound(run_id)
 
     return _batch_handler(handle, service, max_receives, current_work=_current_step)
+
+
+def sweeper(service: WorkflowService) -> Callable[[], SweepReport]:
+    """What the sweeper function does on each tick of its schedule: re-drive due timers, expired
+    leases, results no pass has seen, step jobs never sent and runs that lost their way."""
+    return Dispatcher(service).sweep
 
 
 def queue_trigger_handler(
@@ -226,4 +231,5 @@ __all__ = [
     "queue_trigger_handler",
     "schedule_trigger_handler",
     "step_worker_handler",
+    "sweeper",
 ]

@@ -17,6 +17,7 @@ a graph run is started, replayed, retried, listed, resumed and cancelled like an
 
 from ._branch import branch
 from ._compile import define_graph
+from ._flow import Flow
 from ._model import (
     Graph,
     GraphDefinitionError,
@@ -28,6 +29,7 @@ from ._model import (
 )
 
 __all__ = [
+    "Flow",
     "Graph",
     "GraphDefinitionError",
     "GraphInputError",

@@ -13,11 +13,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._context import current_step
-from .._errors import LambdaFlowError
+from ..core import LambdaFlowError
+from ..engine import current_step
 
 if TYPE_CHECKING:
-    from .._flow import FunctionDef
+    from ..engine import FunctionDef
 
 
 @dataclass(slots=True)

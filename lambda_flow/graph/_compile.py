@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._context import WorkflowContext
+from ..engine import WorkflowContext
 from ._branch import node_step
 from ._model import Graph, GraphDefinitionError, NodeConfig
 from ._run import GraphRun
 from ._validate import build_graph
 
 if TYPE_CHECKING:
-    from .._flow import Flow
-    from .._models import AccessRequest
+    from ..core import AccessRequest
+    from ..engine import Flow
 
 
 def define_graph(

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypedDict
 
-from .._durations import Duration
-from .._errors import LambdaFlowError
+from ..core import Duration, LambdaFlowError
 
 NODE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 """Node ids are plain names, so they read well as step keys and Mermaid ids."""

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from .._context import WorkflowContext
-from .._errors import StepFailed
+from ..core import StepFailed
+from ..engine import WorkflowContext
 from ._model import NO_INPUT, RUN_INPUT, Graph, GraphInputError, GraphNode, Ref
 from ._validate import fill_refs
 

@@ -12,13 +12,11 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .._codec import ANY_CODEC
-from .._durations import parse_duration
-from .._errors import LambdaFlowError
+from ..core import ANY_CODEC, LambdaFlowError, parse_duration
 from ._model import NO_INPUT, NODE_ID, RUN_INPUT, Graph, GraphDefinitionError, GraphNode, Ref, ref
 
 if TYPE_CHECKING:
-    from .._flow import Flow
+    from ..engine import Flow
 
 CONFIG_KEYS = ("next", "input", "retries", "retry_delay", "on_error")
 

@@ -26,11 +26,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .._clock import SystemClock
-from .._dispatch import Dispatcher
-from .._flow import Flow
-from .._service import WorkflowService
+from ..core import SystemClock
+from ..engine import Flow
+from ..service import WorkflowService
 from ..store.postgres import PostgresStore
+from ..worker import Dispatcher
 from .queues import LocalJobQueue, LocalSqsQueue
 
 logger = logging.getLogger("lambda_flow")
@@ -370,9 +370,9 @@ class DevRuntime:
         scheduler_client: Any = None,
         aws_queue_prefix: str = "lambda-flow-dev",
     ) -> None:
-        from .._config import resolve_database_url
         from ..aws.api import build_api
         from ..aws.workers import orchestrator_handler, step_worker_handler
+        from ..store.embedded import resolve_database_url
 
         clock = SystemClock()
         self.store = PostgresStore(resolve_database_url(database_url), schema=schema)

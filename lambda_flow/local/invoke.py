@@ -13,12 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._clock import SystemClock
-from .._dispatch import Dispatcher
-from .._errors import ConfigurationError
-from .._flow import Flow
-from .._service import WorkflowService
+from ..core import ConfigurationError, SystemClock
+from ..engine import Flow
+from ..service import WorkflowService
 from ..store.postgres import PostgresStore
+from ..worker import Dispatcher
 from .dev import LOCAL_IDENTITY, LocalContext
 from .queues import LocalJobQueue, LocalSqsQueue
 

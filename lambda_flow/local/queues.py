@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .._clock import Clock
-from ..transport.base import StepJob
-from ..transport.sqs import run_message, step_message
+from ..core import Clock
+from ..transport.base import StepJob, run_message, step_message
 
 
 @dataclass(slots=True)

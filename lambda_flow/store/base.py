@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .._models import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
+from ..core import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
 
 
 @dataclass(slots=True)

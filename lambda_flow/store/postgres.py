@@ -22,9 +22,21 @@ from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .._durations import Duration, parse_duration
-from .._errors import ConfigurationError, InvalidRunState, LeaseLost, RunNotFound, StoreUnavailable
-from .._models import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
+from ..core import (
+    ConfigurationError,
+    Duration,
+    ErrorInfo,
+    InvalidRunState,
+    LeaseLost,
+    Run,
+    RunNotFound,
+    RunStatus,
+    StepAttempt,
+    StepKind,
+    StepStatus,
+    StoreUnavailable,
+    parse_duration,
+)
 from .base import (
     LeasedRun,
     RunLease,

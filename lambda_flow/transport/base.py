@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from .._errors import InvalidMessage
+from ..core import InvalidMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,20 @@ class JobQueue(Protocol):
         None when the queue cannot tell. The sweeper holds back while there is a backlog: a run
         that looks stuck most likely has its message waiting in it."""
         ...
+
+
+# -- encoders and decoders of the two messages, side by side --------------------------------
+def run_message(run_id: str) -> str:
+    """The orchestrator queue's message body for a pass of ``run_id``."""
+    return json.dumps({"run_id": run_id}, separators=(",", ":"))
+
+
+def step_message(job: StepJob) -> str:
+    """The step queue's message body for one attempt of one step."""
+    return json.dumps(
+        {"run_id": job.run_id, "step_key": job.step_key, "attempt": job.attempt},
+        separators=(",", ":"),
+    )
 
 
 def _body(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from .base import StepJob
-from .sqs import run_message, step_message
+from .base import StepJob, run_message, step_message
 
 if TYPE_CHECKING:
-    from .._clock import Clock
+    from ..core import Clock
 
 QueueName = Literal["orchestrator", "step"]
 

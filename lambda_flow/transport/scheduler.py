@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from .sqs import run_message
+from .base import run_message
 
 logger = logging.getLogger("lambda_flow")
 

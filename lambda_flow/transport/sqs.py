@@ -7,13 +7,12 @@ delays (a pass woken early just waits again).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .base import StepJob
+from .base import StepJob, run_message, step_message
 
 if TYPE_CHECKING:
     from .scheduler import WakeupScheduler
@@ -22,19 +21,6 @@ logger = logging.getLogger("lambda_flow")
 
 MAX_SQS_DELAY = timedelta(minutes=15)
 _BATCH = 10  # SendMessageBatch's limit
-
-
-def run_message(run_id: str) -> str:
-    """The orchestrator queue's message body for a pass of ``run_id``."""
-    return json.dumps({"run_id": run_id}, separators=(",", ":"))
-
-
-def step_message(job: StepJob) -> str:
-    """The step queue's message body for one attempt of one step."""
-    return json.dumps(
-        {"run_id": job.run_id, "step_key": job.step_key, "attempt": job.attempt},
-        separators=(",", ":"),
-    )
 
 
 class SqsJobQueue:

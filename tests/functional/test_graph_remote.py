@@ -18,10 +18,9 @@ from lambda_flow import (
     branch,
     current_step,
 )
-from lambda_flow._dispatch import Dispatcher
-from lambda_flow._worker import JobResult
 from lambda_flow.testing import TimeSkippingClock
 from lambda_flow.transport.local import LocalQueue
+from lambda_flow.worker import Dispatcher, JobResult
 
 
 def _run(service: WorkflowService, run_id: str) -> Any:

@@ -28,10 +28,10 @@ from lambda_flow import (
     WorkflowContext,
     WorkflowService,
 )
-from lambda_flow._dispatch import Dispatcher
 from lambda_flow.testing import SimulatedCrash, TimeSkippingClock, replay_history
 from lambda_flow.transport.base import StepJob
 from lambda_flow.transport.local import LocalQueue
+from lambda_flow.worker import Dispatcher
 from tests.functional.test_remote import deliver, drain
 
 
@@ -222,11 +222,11 @@ def _worker_dies_after_committing(
 ) -> None:
     """The next hand-over after a committed result dies with its process."""
 
-    async def killed(run_id: str) -> None:
+    async def killed(engine: Any, run_id: str) -> None:
         monkeypatch.undo()
         raise SimulatedCrash("worker killed after committing the step's result")
 
-    monkeypatch.setattr(service, "continue_run", killed)
+    monkeypatch.setattr(type(service.engine), "continue_run", killed)
 
 
 def test_a_redelivered_job_of_a_committed_step_drives_the_run_at_once(

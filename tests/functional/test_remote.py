@@ -21,12 +21,11 @@ from lambda_flow import (
     WorkflowService,
     current_step,
 )
-from lambda_flow._dispatch import Dispatcher
-from lambda_flow._errors import InvalidMessage
-from lambda_flow._worker import JobResult
+from lambda_flow.core import InvalidMessage
 from lambda_flow.testing import SimulatedCrash, TimeSkippingClock
 from lambda_flow.transport.base import StepJob
 from lambda_flow.transport.local import LocalMessage, LocalQueue
+from lambda_flow.worker import Dispatcher, JobResult
 
 
 def drain(

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from lambda_flow import ConfigurationError, PostgresStore
-from lambda_flow._config import resolve_database_url
+from lambda_flow.store.embedded import resolve_database_url
 from tests.conftest import private_data_dir
 
 

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 
 from lambda_flow import InvalidDuration, parse_duration
-from lambda_flow._durations import MAX_DURATION
+from lambda_flow.core import MAX_DURATION
 
 
 @pytest.mark.parametrize(

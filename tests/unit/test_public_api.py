@@ -51,7 +51,7 @@ def test_service_and_context_signatures() -> None:
 
 
 def test_control_signals_escape_except_exception() -> None:
-    from lambda_flow._errors import CancelSignal, EngineSignal, SuspendSignal
+    from lambda_flow.core import CancelSignal, EngineSignal, SuspendSignal
 
     for signal in (EngineSignal, CancelSignal, SuspendSignal):
         assert not issubclass(signal, Exception)

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..._models import ErrorInfo, Run, RunStatus, StepAttempt
+from ...core import ErrorInfo, Run, RunStatus, StepAttempt
 
 __all__ = [
     "ApiError",

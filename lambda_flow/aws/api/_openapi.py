@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from pydantic import BaseModel
 
-from ..._models import RunStatus
+from ...core import RunStatus
 from ._models import ApiErrorResponse, CancelRequest
 
 if TYPE_CHECKING:

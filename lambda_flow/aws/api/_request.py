@@ -9,8 +9,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
-from ..._errors import LambdaFlowError
-from ..._models import Caller
+from ...core import Caller, LambdaFlowError
 
 __all__ = ["HttpError", "caller_from_event", "read_json_body"]
 

@@ -11,17 +11,18 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from ..._durations import Duration, parse_duration
-from ..._errors import (
+from ...core import (
     ConfigurationError,
+    Duration,
     InvalidInput,
     InvalidRunState,
     RunNotFound,
     StoreUnavailable,
     WorkflowNotFound,
+    parse_duration,
 )
-from ..._flow import Flow
-from ..._service import WorkflowService
+from ...engine import Flow
+from ...service import WorkflowService
 from ._models import RunFinished, RunHistoryView, RunInProgress, RunPage, RunStarted, RunView
 from ._openapi import _CANCEL_BODY, _INPUT_BODY, _responses
 from ._request import HttpError

@@ -14,18 +14,20 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError, Servic
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from ..._durations import parse_duration
-from ..._errors import (
+from ...core import (
+    AccessRequest,
+    Caller,
     InvalidDuration,
     InvalidInput,
     InvalidRunState,
+    Run,
     RunNotFound,
     StoreUnavailable,
     WorkflowNotFound,
+    parse_duration,
 )
-from ..._flow import Flow, WorkflowDef
-from ..._models import AccessRequest, Caller, Run
-from ..._service import WorkflowService
+from ...engine import Flow, WorkflowDef
+from ...service import WorkflowService
 from ._models import (
     ApiError,
     ApiErrorResponse,

@@ -7,13 +7,18 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._codec import Codec, codec_for, resolve_hints
-from ._errors import FunctionNotFound, LambdaFlowError, WorkflowNotFound
-from ._models import AccessRequest
+from ..core import (
+    AccessRequest,
+    Codec,
+    FunctionNotFound,
+    LambdaFlowError,
+    WorkflowNotFound,
+    codec_for,
+    resolve_hints,
+)
 
 if TYPE_CHECKING:
     from ._context import WorkflowContext
-    from .graph import Graph, NodeConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,7 +97,6 @@ class Flow:
         self._functions: dict[str, FunctionDef] = {}
         self._functions_by_ref: dict[Callable[..., Any], FunctionDef] = {}
         self._workflows: dict[str, WorkflowDef] = {}
-        self._graphs: dict[str, Graph] = {}
 
     # -- functions -------------------------------------------------------------------------
     @overload
@@ -227,46 +231,6 @@ class Flow:
     def workflows(self) -> Mapping[str, WorkflowDef]:
         """Registered workflows by name."""
         return self._workflows
-
-    # -- graphs ----------------------------------------------------------------------------
-    def graph(
-        self,
-        name: str,
-        *,
-        nodes: Mapping[str, str | Callable[..., Any]],
-        config: Mapping[str, NodeConfig] | None = None,
-        description: str | None = None,
-        tags: tuple[str, ...] | list[str] = (),
-        authorize: Callable[[AccessRequest], bool] | None = None,
-    ) -> Graph:
-        """Define a graph workflow and register it as the workflow ``name``.
-
-        ``nodes`` maps node ids to registered functions (by name or reference); ``config``
-        gives nodes their ``next``, ``input``, ``retries``, ``retry_delay`` and ``on_error``
-        (see :class:`lambda_flow.graph.NodeConfig`). The graph is checked here, not when a run
-        starts.
-
-        Raises:
-            GraphDefinitionError: naming the node (or cycle) that is wrong; nothing is registered.
-        """
-        from .graph import define_graph
-
-        graph = define_graph(
-            self,
-            name,
-            nodes=nodes,
-            config=config,
-            description=description,
-            tags=tags,
-            authorize=authorize,
-        )
-        self._graphs[graph.name] = graph
-        return graph
-
-    @property
-    def graphs(self) -> Mapping[str, Graph]:
-        """Registered graph workflows by name (each is also in :attr:`workflows`)."""
-        return self._graphs
 
     def __iter__(self) -> Iterator[WorkflowDef]:
         return iter(self._workflows.values())

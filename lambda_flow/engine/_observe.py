@@ -11,8 +11,8 @@ import logging
 from collections.abc import Iterator
 from typing import Protocol
 
+from ..core import RunStatus, StepKind, StepStatus
 from ._context import StepInfo
-from ._models import RunStatus, StepKind, StepStatus
 
 logger = logging.getLogger("lambda_flow")
 

@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._durations import Duration
+from ..core import Duration
 
 if TYPE_CHECKING:
     from ._replay import OrchestrationPass

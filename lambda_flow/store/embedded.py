@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigurationError
+from ..core import DEFAULT_DATA_DIR, ENV_DATA_DIR, ENV_DATABASE_URL, ConfigurationError, setting
 
 _servers: dict[Path, Any] = {}
 logger = logging.getLogger("lambda_flow")
@@ -38,3 +39,14 @@ def embedded_database_url(data_dir: str | Path, *, delete_on_exit: bool = False)
             server = get_server(path, cleanup_mode="delete" if delete_on_exit else "stop")
         _servers[path] = server
     return str(server.get_uri())
+
+
+def resolve_database_url(
+    explicit: str | None = None, *, env: Mapping[str, str] | None = None
+) -> str:
+    """The database to use: the argument, ``LAMBDA_FLOW_DATABASE_URL``, or an embedded Postgres
+    started on demand in ``LAMBDA_FLOW_DATA_DIR``."""
+    url = setting(explicit, ENV_DATABASE_URL, env=env)
+    if url:
+        return url
+    return embedded_database_url(setting(None, ENV_DATA_DIR, env=env) or DEFAULT_DATA_DIR)

@@ -6,7 +6,7 @@ attempt interrupted by a process that died (:class:`~lambda_flow.StepInterrupted
 
 from __future__ import annotations
 
-from ._errors import FunctionNotFound, InvalidInput, NonRetryableError
+from ..core import FunctionNotFound, InvalidInput, NonRetryableError
 
 _NEVER_RETRIED = (NonRetryableError, InvalidInput, FunctionNotFound)
 """Failures another attempt cannot mend: retrying would only repeat them."""

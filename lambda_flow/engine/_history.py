@@ -12,12 +12,22 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from ._clock import SystemClock
-from ._errors import InvalidInput, NonDeterminismError, RunNotFound
+from ..core import (
+    ErrorInfo,
+    InvalidInput,
+    NonDeterminismError,
+    RunNotFound,
+    RunStatus,
+    StepKind,
+    StepStatus,
+    SystemClock,
+    run_sync,
+)
+from ..store.base import LeasedRun, RunLease, RunOutcome, StepRecord, Store
+from ._driver import Driver
+from ._engine import Engine
 from ._flow import Flow
-from ._models import ErrorInfo, RunStatus, StepKind, StepStatus
-from ._replay import Engine, OrchestrationPass
-from .store.base import LeasedRun, RunLease, RunOutcome, StepRecord, Store
+from ._replay import OrchestrationPass
 
 FORMAT = "lambda-flow-history/1"
 
@@ -65,6 +75,16 @@ class _NoWrites:
 
     def renew(self, *args: Any) -> None:
         return None
+
+
+class _ReplayDriver(Driver):
+    """The driver of a replay, which runs nothing: a replay stops where its history ends, before
+    any step could be run or sent."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a replay runs nothing")
+
+    rpc_step = send_steps = after_pass = hand_on = dispatch = start_and_wait = _refuse
 
 
 def _steps(history: Mapping[str, Any]) -> dict[str, StepRecord]:
@@ -118,12 +138,11 @@ def replay_history(flow: Flow, history: Mapping[str, Any]) -> RunStatus:
         store=cast(Store, _NoWrites()),
         clock=SystemClock(),
         owner="replay",
+        driver=_ReplayDriver(),
         replay_only=True,
     )
-    from ._service import _run_sync
-
     orchestration = OrchestrationPass(engine, definition, leased)
-    outcome = _run_sync(orchestration.run())
+    outcome = run_sync(orchestration.run())
     if outcome is None:  # pragma: no cover - nothing can take the lease of a replay
         raise RuntimeError("replay lost its lease")
     if outcome.error is not None and outcome.error.type == NonDeterminismError.__name__:

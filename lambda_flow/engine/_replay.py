@@ -22,60 +22,45 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._codec import ANY_CODEC, Codec, codec_for, resolve_hints
-from ._context import StepInfo, WorkflowContext, running_step
-from ._durations import Duration, parse_duration
-from ._errors import (
+from ..core import (
+    ANY_CODEC,
     CancelSignal,
+    Codec,
+    Duration,
     EngineSignal,
+    ErrorInfo,
     InvalidInput,
     LambdaFlowError,
     LeaseLost,
     NonDeterminismError,
+    RunStatus,
     StepFailed,
     StepInterrupted,
+    StepKind,
+    StepStatus,
+    codec_for,
+    parse_duration,
+    resolve_hints,
 )
-from ._models import ErrorInfo, RunStatus, StepKind, StepStatus
-from ._observe import LoggingObserver, Observer
+from ..store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
+from ..transport.base import StepJob
+from ._context import StepInfo, WorkflowContext, running_step
 from ._retry import is_final
-from .store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
-from .transport.base import StepJob
 
 if TYPE_CHECKING:
-    from ._clock import Clock
-    from ._flow import Flow, FunctionDef, WorkflowDef
-    from .store.base import Store
-    from .transport.base import JobQueue
+    from ._engine import Engine
+    from ._flow import FunctionDef, WorkflowDef
 
 
 class _Abort(EngineSignal):
     """Unwinds every branch when the pass must stop (divergence or a lost lease)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Engine:
-    """What passes share: the application, its store and its clock."""
-
-    flow: Flow
-    store: Store
-    clock: Clock
-    owner: str
-    """Who holds leases taken by this engine (host and process), for operators."""
-    lease_ttl: timedelta = timedelta(seconds=30)
-    """How long a pass's lease lasts without a write or heartbeat."""
-    queue: JobQueue | None = None
-    """Remote mode: RPC steps become jobs for step workers instead of running in the pass."""
-    observer: Observer = field(default_factory=LoggingObserver)
-    """Told about every attempt and every finished run (logs, traces, metrics)."""
-    replay_only: bool = False
-    """Check a recorded history against the code: run nothing, stop where the history ends."""
-
-
-class _StepSpec:
+class StepSpec:
     """What one ``wf.do`` call asks for.
 
     Built for every call, replayed ones included (replaying 10,000 steps builds 10,000), so it
@@ -200,8 +185,8 @@ class OrchestrationPass:
             )
         except LeaseLost:
             return None
-        if outbox and self.engine.queue is not None:
-            self.engine.queue.enqueue_steps([job for _, job in outbox])
+        if outbox:
+            self.engine.driver.send_steps([job for _, job in outbox])
         if outcome.status is not RunStatus.RUNNING:
             elapsed = (self.engine.clock.now() - self._created_at).total_seconds()
             self.engine.observer.run_finished(
@@ -250,8 +235,7 @@ class OrchestrationPass:
         """Commit the scheduled steps, then send their jobs (the commit is the outbox)."""
         outbox, self._outbox = self._outbox, []
         self._commit([w for w, _ in outbox])
-        if self.engine.queue is not None:
-            self.engine.queue.enqueue_steps([job for _, job in outbox])
+        self.engine.driver.send_steps([job for _, job in outbox])
 
     async def _settled(self, *, busy_ok: bool = False) -> bool:
         """True once every branch of the body is blocked on the engine (or, with ``busy_ok``,
@@ -447,7 +431,7 @@ class OrchestrationPass:
         data: Any,
         retries: int,
         retry_delay: Duration,
-    ) -> _StepSpec:
+    ) -> StepSpec:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise LambdaFlowError(
                 f"step {name!r}: retries must be a whole number >= 0, got {retries!r}"
@@ -459,7 +443,7 @@ class OrchestrationPass:
             function = self.engine.flow.find_function(target)
         if function is not None:
             payload = ANY_CODEC.dump(data)
-            return _StepSpec(
+            return StepSpec(
                 kind=StepKind.RPC, target=function.name, codec=function.output, input=payload,
                 retries=retries, retry_delay=delay, function=function, call=None,
             )  # fmt: skip
@@ -474,7 +458,7 @@ class OrchestrationPass:
                 f"{getattr(target, '__name__', 'the function')} with @flow.function to pass data"
             )
         codec = codec_for(resolve_hints(target), "return") if _annotated(target) else ANY_CODEC
-        return _StepSpec(
+        return StepSpec(
             kind=StepKind.INLINE, target=None, codec=codec, input=None, retries=retries,
             retry_delay=delay, function=None, call=target,
         )  # fmt: skip
@@ -502,9 +486,9 @@ class OrchestrationPass:
             raise _step_failed(record)
         else:
             await self._history_ends(key)
-        if spec.kind is StepKind.RPC and self.engine.queue is not None:
-            return await self._remote_attempts(spec, record)
-        return await self._attempts(spec, record)
+        if spec.kind is StepKind.RPC:
+            return await self.engine.driver.rpc_step(self, spec, record)
+        return await self.run_attempts(spec, record)
 
     async def _history_ends(self, key: str) -> None:
         """In replay-only mode, the recorded history ends at this step: wait here for good."""
@@ -515,7 +499,7 @@ class OrchestrationPass:
             self._touch()
             await asyncio.get_running_loop().create_future()
 
-    async def _remote_attempts(self, spec: _StepSpec, record: StepRecord) -> Any:
+    async def schedule_job(self, spec: StepSpec, record: StepRecord) -> Any:
         """Schedule the step's next attempt as a job and wait (across passes) for a worker."""
         if record.status is StepStatus.PENDING and record.wake_at is not None:
             await self._wait_until(record.key, record.wake_at)  # a retry delay
@@ -537,7 +521,7 @@ class OrchestrationPass:
         self._touch()
         await asyncio.get_running_loop().create_future()
 
-    async def _attempts(self, spec: _StepSpec, record: StepRecord) -> Any:
+    async def run_attempts(self, spec: StepSpec, record: StepRecord) -> Any:
         clock = self.engine.clock
         observer = self.engine.observer
         while True:
@@ -599,7 +583,7 @@ class OrchestrationPass:
             )
             return spec.codec.load(result)
 
-    def _interrupted(self, spec: _StepSpec, record: StepRecord) -> StepRecord:
+    def _interrupted(self, spec: StepSpec, record: StepRecord) -> StepRecord:
         """An attempt a dead pass started and never finished: count it as failed, once."""
         final = is_final(None, record.attempt, spec.retries + 1)
         now = self.engine.clock.now()

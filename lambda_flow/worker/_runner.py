@@ -17,14 +17,12 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from ._context import StepInfo, running_step
-from ._errors import StepInterrupted
-from ._models import ErrorInfo, StepKind, StepStatus
-from ._retry import is_final
-from .store.base import StepClaim, StepOutcome
+from ..core import ErrorInfo, StepInterrupted, StepKind, StepStatus
+from ..engine import StepInfo, is_final, running_step
+from ..store.base import StepClaim, StepOutcome
 
 if TYPE_CHECKING:
-    from ._service import WorkflowService
+    from ._serviced import Serviced
 
 logger = logging.getLogger("lambda_flow")
 
@@ -44,15 +42,15 @@ class JobResult(StrEnum):
 
 
 class StepRunner:
-    """Runs step jobs for one service (its flow, store, clock and queue).
+    """Runs step jobs for one service (its engine: flow, store, clock and driver).
 
     Args:
-        service: the service whose workflows the steps belong to.
+        service: the service (anything with an ``engine``) whose workflows the steps belong to.
         step_timeout: how long a claim lasts; after it another worker may take the step.
     """
 
     def __init__(
-        self, service: WorkflowService, *, step_timeout: timedelta = timedelta(minutes=5)
+        self, service: Serviced, *, step_timeout: timedelta = timedelta(minutes=5)
     ) -> None:
         self.service = service
         self.step_timeout = step_timeout
@@ -106,8 +104,9 @@ class StepRunner:
 
     async def _hand_on(self, run_id: str) -> None:
         """Carry the run on here when its lease is free; otherwise make sure a pass follows."""
-        if await self.service.continue_run(run_id) is None and self.service.queue is not None:
-            self.service.queue.enqueue_run(run_id)
+        engine = self.service.engine
+        if await engine.continue_run(run_id) is None:
+            engine.driver.hand_on(run_id)
 
     async def _attempt(self, claim: StepClaim, info: StepInfo) -> tuple[StepOutcome, JobResult]:
         """Run the claimed attempt's function and say what it came to."""

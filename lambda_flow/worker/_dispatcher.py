@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._service import _run_sync
-from ._worker import JobResult, StepRunner
-from .transport.base import StepJob, parse_run_message, parse_step_message
+from ..core import run_sync
+from ..transport.base import StepJob, parse_run_message, parse_step_message
+from ._drivers import RemoteDriver
+from ._runner import JobResult, StepRunner
 
 if TYPE_CHECKING:
-    from ._service import WorkflowService
-    from .store.base import RunOutcome
+    from ..store.base import RunOutcome
+    from ._serviced import Serviced
 
 logger = logging.getLogger("lambda_flow")
 
@@ -34,12 +35,12 @@ class Dispatcher:
     """Turns queue messages into engine work for one service (in remote mode).
 
     Args:
-        service: a service with a queue configured.
+        service: a service (anything with an ``engine``) with a queue configured.
         step_timeout: how long a worker's claim on a step lasts.
     """
 
     def __init__(
-        self, service: WorkflowService, *, step_timeout: timedelta = timedelta(minutes=5)
+        self, service: Serviced, *, step_timeout: timedelta = timedelta(minutes=5)
     ) -> None:
         self.service = service
         self.runner = StepRunner(service, step_timeout=step_timeout)
@@ -50,7 +51,7 @@ class Dispatcher:
         Raises:
             InvalidMessage: the body is not such a message.
         """
-        return self.service.orchestrate(parse_run_message(body))
+        return run_sync(self.service.engine.continue_run(parse_run_message(body)))
 
     def step_message(self, body: Body) -> JobResult:
         """Handle a step message ``{"run_id", "step_key", "attempt"}``.
@@ -59,7 +60,7 @@ class Dispatcher:
             InvalidMessage: the body is not such a message.
         """
         job = parse_step_message(body)
-        return _run_sync(self.runner.run(job.run_id, job.step_key, job.attempt))
+        return run_sync(self.runner.run(job.run_id, job.step_key, job.attempt))
 
     def sweep(
         self,
@@ -82,13 +83,14 @@ class Dispatcher:
         message of a run that looks stuck most likely waits in it. Duplicates this may still
         create are harmless: claims and leases dedupe.
         """
-        queue = self.service.queue
-        if queue is None:
-            raise RuntimeError("sweeping needs a queue (remote mode)")
-        now = self.service.clock.now()
+        engine = self.service.engine
+        if not isinstance(engine.driver, RemoteDriver):  # a mode, not an argument type
+            raise RuntimeError("sweeping needs a queue (remote mode)")  # noqa: TRY004
+        queue = engine.driver.queue
+        now = engine.clock.now()
         if queue.backlog():
             unsent_after = max(unsent_after, backlog_after)
-        stuck = self.service.store.find_stuck(
+        stuck = engine.store.find_stuck(
             now,
             unsent_after=now - unsent_after,
             result_after=now - result_after,

@@ -2,46 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import socket
 import uuid
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 
-from ._clock import Clock, SystemClock
-from ._config import DEFAULT_SCHEMA, ENV_SCHEMA, resolve_database_url, setting
-from ._durations import Duration, parse_duration
-from ._errors import (
+from ..core import (
+    DEFAULT_SCHEMA,
+    ENV_SCHEMA,
+    Clock,
+    Duration,
     InvalidInput,
+    Run,
     RunCancelled,
     RunFailed,
     RunNotFound,
+    RunStatus,
     RunSuspended,
     RunTimedOut,
-    WorkflowNotFound,
+    StepAttempt,
+    SystemClock,
+    parse_duration,
+    run_sync,
+    setting,
 )
-from ._flow import Flow
-from ._models import ErrorInfo, Run, RunStatus, StepAttempt
-from ._observe import LoggingObserver, Observer
-from ._replay import Engine, OrchestrationPass
-from .store.base import RunOutcome, Store
-from .transport.base import JobQueue
-
-T = TypeVar("T")
-
-
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to the end from sync code, even when called inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda-flow") as pool:
-        return pool.submit(asyncio.run, coro).result()
+from ..engine import Driver, Engine, Flow, LoggingObserver, Observer
+from ..store.base import RunOutcome, Store
+from ..transport.base import JobQueue
+from ..worker import driver_for
 
 
 class WorkflowService:
@@ -70,24 +60,29 @@ class WorkflowService:
         clock: Clock | None = None,
         lease_ttl: Duration = "30s",
         observer: Observer | None = None,
+        driver: Driver | None = None,
     ) -> None:
         if store is None:
-            from .store.postgres import PostgresStore
+            from ..store.embedded import resolve_database_url
+            from ..store.postgres import PostgresStore
 
             store = PostgresStore(
                 resolve_database_url(), schema=setting(None, ENV_SCHEMA, DEFAULT_SCHEMA) or ""
             )
+        if driver is not None and queue is not None and driver.queue is not queue:
+            raise ValueError("give a queue or a driver, not both")
+        self.driver: Driver = driver or driver_for(queue)
         self.flow = flow
         self.store = store
-        self.queue = queue
+        self.queue: JobQueue | None = self.driver.queue
         self.clock: Clock = clock or SystemClock()
         self.engine = Engine(
             flow=flow,
             store=store,
             clock=self.clock,
             owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            driver=self.driver,
             lease_ttl=parse_duration(lease_ttl),
-            queue=queue,
             observer=observer or LoggingObserver(),
         )
 
@@ -105,7 +100,7 @@ class WorkflowService:
         """
         run_id, created = self._create(name, input, idempotency_key)
         if created:
-            self._dispatch(run_id)
+            self.driver.dispatch(self.engine, run_id)
         return run_id
 
     def run_to_completion(
@@ -145,25 +140,15 @@ class WorkflowService:
         """
         deadline = None if timeout is None else self.clock.now() + parse_duration(timeout)
         run_id, created = self._create(name, input, idempotency_key)
-        if self.queue is None:
-            if created:
-                _run_sync(self._drive(run_id, deadline))
-        else:
-            if created:
-                self.queue.enqueue_run(run_id)
-            _run_sync(self._await_settled(run_id, deadline, parse_duration(poll)))
+        self.driver.start_and_wait(
+            self.engine, run_id, created=created, deadline=deadline, poll=parse_duration(poll)
+        )
         return self._require(run_id)
 
     def _create(self, name: str, input: Any, idempotency_key: str | None) -> tuple[str, bool]:
         definition = self.flow.get_workflow(name)
         stored = definition.validate_input(input)
         return self.store.create_run(definition.name, stored, idempotency_key, self.clock.now())
-
-    def _dispatch(self, run_id: str) -> None:
-        if self.queue is None:
-            _run_sync(self._drive(run_id, None))
-        else:
-            self.queue.enqueue_run(run_id)
 
     def _output(self, run_id: str) -> Any:
         run = self._require(run_id)
@@ -183,63 +168,21 @@ class WorkflowService:
         return pending[-1].step_name if pending else None
 
     # -- driving runs in this process ------------------------------------------------------
-    async def _drive(self, run_id: str, deadline: datetime | None) -> None:
-        """Run passes until the run finishes, parks, or its next timer is past ``deadline``."""
-        while True:
-            outcome = await self.run_pass(run_id)
-            if outcome is None or outcome.status is not RunStatus.RUNNING:
-                return
-            if outcome.wake_at is None or (deadline is not None and outcome.wake_at > deadline):
-                return
-            await self.clock.sleep_until(outcome.wake_at)
-
     async def run_pass(self, run_id: str) -> RunOutcome | None:
         """One orchestration pass of ``run_id``, if its lease can be taken.
 
         Returns the outcome, or None when the run is not running or another pass holds it.
         """
-        with self.store.pinned():  # one connection for the pass's many small statements
-            return await self._run_pass(run_id)
-
-    async def _run_pass(self, run_id: str) -> RunOutcome | None:
-        now = self.clock.now()
-        leased = self.store.acquire(run_id, self.engine.owner, now, now + self.engine.lease_ttl)
-        if leased is None:
-            return None
-        try:
-            definition = self.flow.get_workflow(leased.workflow)
-        except WorkflowNotFound as exc:
-            outcome = RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(exc))
-            self.store.finish_pass(leased.lease, outcome, (), self.clock.now())
-            return outcome
-        return await OrchestrationPass(self.engine, definition, leased).run()
+        return await self.engine.run_pass(run_id)
 
     def orchestrate(self, run_id: str) -> RunOutcome | None:
         """Remote mode: run passes of ``run_id`` here until it finishes or parks; queue its
         next timer. None when the run is not running or another pass holds it."""
-        return _run_sync(self.continue_run(run_id))
+        return run_sync(self.continue_run(run_id))
 
     async def continue_run(self, run_id: str) -> RunOutcome | None:
         """Async form of :meth:`orchestrate`."""
-        while True:
-            outcome = await self.run_pass(run_id)
-            if outcome is None or outcome.status is not RunStatus.RUNNING:
-                return outcome
-            if outcome.changed_meanwhile:
-                continue  # a worker stored a result while the pass ran: no lost wake-up
-            if outcome.wake_at is not None and self.queue is not None:
-                self.queue.wake_at(run_id, outcome.wake_at, self.clock.now())
-            return outcome
-
-    async def _await_settled(self, run_id: str, deadline: datetime | None, poll: timedelta) -> None:
-        while True:
-            run = self._require(run_id)
-            if run.status is not RunStatus.RUNNING:
-                return
-            now = self.clock.now()
-            if deadline is not None and now >= deadline:
-                return
-            await self.clock.sleep_until(min(now + poll, deadline) if deadline else now + poll)
+        return await self.engine.continue_run(run_id)
 
     # -- reading ---------------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run | None:
@@ -269,7 +212,7 @@ class WorkflowService:
         Raises:
             RunNotFound: unknown run.
         """
-        from ._history import export_run
+        from ..engine import export_run
 
         return export_run(self.store, run_id)
 
@@ -318,7 +261,7 @@ class WorkflowService:
             InvalidRunState: the run has already finished.
         """
         self.store.resume(run_id, self.clock.now())
-        self._dispatch(run_id)
+        self.driver.dispatch(self.engine, run_id)
         return self._require(run_id)
 
     def cancel(self, run_id: str, reason: str | None = None) -> Run:

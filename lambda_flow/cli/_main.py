@@ -22,19 +22,23 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from ._clock import Clock
-from ._config import (
+from ..core import (
     DEFAULT_SCHEMA,
     ENV_APP,
     ENV_SCHEMA,
-    import_flow,
-    resolve_database_url,
+    Clock,
+    ConfigurationError,
+    LambdaFlowError,
+    NonDeterminismError,
+    Run,
+    RunStatus,
+    StepAttempt,
     setting,
 )
-from ._errors import ConfigurationError, LambdaFlowError, NonDeterminismError
-from ._flow import Flow
-from ._models import Run, RunStatus, StepAttempt
-from ._service import WorkflowService
+from ..engine import Flow, load_flow
+from ..graph import Flow as GraphFlow
+from ..service import WorkflowService
+from ..store.embedded import resolve_database_url
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -160,26 +164,17 @@ def _parse_input(text: str) -> Any:
         ) from None
 
 
-def load_app(spec: str) -> Flow:
-    """Import the :class:`Flow` named by ``module:attribute`` (the attribute may be dotted).
-
-    Raises:
-        ConfigurationError: the spec is malformed, the import fails or the object is not a Flow.
-    """
-    return import_flow(spec, option="--app")
-
-
 def _load_demo_app() -> Flow:
     try:
-        return load_app(DEMO_APP)
+        return load_flow(DEMO_APP, option="--app")
     except ConfigurationError:
         # Outside the source checkout: try the checkout this package was installed from.
-        checkout = str(Path(__file__).resolve().parent.parent)
+        checkout = str(Path(__file__).resolve().parents[2])
         if checkout in sys.path or not (Path(checkout) / "examples" / "onboarding.py").exists():
             raise
         sys.path.append(checkout)
         importlib.invalidate_caches()
-        return load_app(DEMO_APP)
+        return load_flow(DEMO_APP, option="--app")
 
 
 # -- the session a command works in ---------------------------------------------------------
@@ -194,16 +189,16 @@ class _Session:
     def app(self, *, required: bool = True) -> Flow:
         spec = setting(self.args.app, ENV_APP)
         if spec:
-            return load_app(spec)
+            return load_flow(spec, option="--app")
         if required:
             raise CommandError(f"no app given: pass --app module:attribute or set {ENV_APP}")
-        return Flow()
+        return GraphFlow()
 
     def schema(self) -> str:
         return setting(self.args.schema, ENV_SCHEMA, DEFAULT_SCHEMA) or DEFAULT_SCHEMA
 
     def service(self, flow: Flow) -> WorkflowService:
-        from .store.postgres import PostgresStore
+        from ..store.postgres import PostgresStore
 
         store = PostgresStore(resolve_database_url(self.args.database_url), schema=self.schema())
         self._service = WorkflowService(flow, store=store, clock=self.clock)
@@ -316,11 +311,12 @@ def _cmd_resume(session: _Session) -> int:
 def _cmd_graph(session: _Session) -> int:
     flow = session.app()
     name = session.args.name
-    graph = flow.graphs.get(name)
+    graphs = flow.graphs if isinstance(flow, GraphFlow) else {}
+    graph = graphs.get(name)
     if graph is None:
         if name in flow.workflows:
             raise CommandError(f"workflow {name!r} is not a graph workflow")
-        known = ", ".join(sorted(flow.graphs)) or "none"
+        known = ", ".join(sorted(graphs)) or "none"
         raise CommandError(f"unknown graph {name!r} (graphs in the app: {known})")
     if session.args.mermaid:
         print(graph.mermaid())
@@ -351,8 +347,8 @@ def _read_json_file(path: str, what: str) -> Any:
 
 
 def _cmd_dev(session: _Session) -> int:
-    from ._durations import parse_duration
-    from .local.dev import LOCAL_IDENTITY, DevRuntime, aws_clients_from_environment
+    from ..core import parse_duration
+    from ..local.dev import LOCAL_IDENTITY, DevRuntime, aws_clients_from_environment
 
     args = session.args
     flow = session.app()
@@ -375,7 +371,7 @@ def _cmd_dev(session: _Session) -> int:
 
 
 def _cmd_invoke(session: _Session) -> int:
-    from .local.invoke import invoke
+    from ..local.invoke import invoke
 
     args = session.args
     event = _read_json_file(args.event, "event")
@@ -398,7 +394,7 @@ def _cmd_export(session: _Session) -> int:
 
 
 def _cmd_replay(session: _Session) -> int:
-    from ._history import replay_history
+    from ..engine import replay_history
 
     history = _read_json_file(session.args.history, "history")
     try:

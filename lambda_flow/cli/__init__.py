@@ -1,0 +1,5 @@
+"""The ``lambda-flow`` command."""
+
+from ._main import main
+
+__all__ = ["main"]

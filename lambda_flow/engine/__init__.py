@@ -1,0 +1,40 @@
+"""The engine: the :class:`Flow` registry, :class:`WorkflowContext` and its primitives, the
+replay pass, recorded histories, the observer, the retry decision and the :class:`Driver`
+interface behind inline and remote mode.
+
+It builds on :mod:`lambda_flow.core`, :mod:`lambda_flow.store` and :mod:`lambda_flow.transport`;
+what drives passes and steps lives in :mod:`lambda_flow.worker`.
+"""
+
+from ._app import load_flow
+from ._context import StepInfo, WorkflowContext, current_step, running_step
+from ._driver import Driver
+from ._engine import Engine
+from ._flow import Flow, FunctionDef, WorkflowDef
+from ._history import FORMAT, export_run, replay_history
+from ._observe import LoggingObserver, Observer, run_fields, step_fields
+from ._replay import OrchestrationPass, StepSpec
+from ._retry import is_final
+
+__all__ = [
+    "FORMAT",
+    "Driver",
+    "Engine",
+    "Flow",
+    "FunctionDef",
+    "LoggingObserver",
+    "Observer",
+    "OrchestrationPass",
+    "StepInfo",
+    "StepSpec",
+    "WorkflowContext",
+    "WorkflowDef",
+    "current_step",
+    "export_run",
+    "is_final",
+    "load_flow",
+    "replay_history",
+    "run_fields",
+    "running_step",
+    "step_fields",
+]

@@ -1,0 +1,66 @@
+"""Where the work of runs happens: the one interface behind inline and remote mode.
+
+Inline mode runs everything in the calling process: ``start()`` drives the run until it rests,
+RPC steps run inside the pass, sleeps wait on the clock. Remote mode moves work through a queue:
+``start()`` queues a pass, RPC steps become jobs for step workers, timers become delayed
+messages or schedules. The engine and the service ask their :class:`Driver`, never a queue,
+which of the two they are in; :mod:`lambda_flow.worker` implements both.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..store.base import RunOutcome, StepRecord
+    from ..transport.base import JobQueue, StepJob
+    from ._engine import Engine
+    from ._replay import OrchestrationPass, StepSpec
+
+
+class Driver(abc.ABC):
+    """Drives runs in one mode; see :mod:`lambda_flow.worker` for the two implementations."""
+
+    queue: JobQueue | None = None
+    """The queue work moves through (remote mode), else None."""
+
+    @abc.abstractmethod
+    async def rpc_step(
+        self, orchestration: OrchestrationPass, spec: StepSpec, record: StepRecord
+    ) -> Any:
+        """Carry out an RPC step of a pass: run its attempts here, or schedule its next attempt
+        as a job and wait (across passes) for a worker's result."""
+
+    @abc.abstractmethod
+    def send_steps(self, jobs: Sequence[StepJob]) -> None:
+        """Send step jobs whose rows the pass has just committed (the commit is the outbox)."""
+
+    @abc.abstractmethod
+    def after_pass(self, engine: Engine, run_id: str, outcome: RunOutcome) -> None:
+        """A pass left the run running and waiting for ``outcome.wake_at``: arrange the wake-up
+        (remote mode) or nothing (inline mode waits on the clock itself)."""
+
+    @abc.abstractmethod
+    def hand_on(self, run_id: str) -> None:
+        """A pass of ``run_id`` must follow, and this process could not take the run's lease."""
+
+    @abc.abstractmethod
+    def dispatch(self, engine: Engine, run_id: str) -> None:
+        """A run was started, resumed or otherwise given work: drive it here until it rests
+        (inline), or queue a pass (remote)."""
+
+    @abc.abstractmethod
+    def start_and_wait(
+        self,
+        engine: Engine,
+        run_id: str,
+        *,
+        created: bool,
+        deadline: datetime | None,
+        poll: timedelta,
+    ) -> None:
+        """Drive (inline) or queue (remote) a just-created run, then return once it rests or
+        ``deadline`` passes (inline stops at the first timer past it; remote polls)."""

@@ -1,0 +1,62 @@
+"""The application's :class:`Flow`: the engine's registry, plus graph workflows.
+
+The engine knows nothing of graphs; this subclass adds ``flow.graph(...)``, which compiles a
+graph onto the engine's public names (registered functions and a workflow). ``lambda_flow.Flow``
+is this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..core import AccessRequest
+from ..engine import Flow as EngineFlow
+from ._compile import define_graph
+from ._model import Graph, NodeConfig
+
+
+class Flow(EngineFlow):
+    """The registry of a lambda-flow application: RPC functions, workflows and graphs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._graphs: dict[str, Graph] = {}
+
+    # -- graphs ----------------------------------------------------------------------------
+    def graph(
+        self,
+        name: str,
+        *,
+        nodes: Mapping[str, str | Callable[..., Any]],
+        config: Mapping[str, NodeConfig] | None = None,
+        description: str | None = None,
+        tags: tuple[str, ...] | list[str] = (),
+        authorize: Callable[[AccessRequest], bool] | None = None,
+    ) -> Graph:
+        """Define a graph workflow and register it as the workflow ``name``.
+
+        ``nodes`` maps node ids to registered functions (by name or reference); ``config``
+        gives nodes their ``next``, ``input``, ``retries``, ``retry_delay`` and ``on_error``
+        (see :class:`lambda_flow.graph.NodeConfig`). The graph is checked here, not when a run
+        starts.
+
+        Raises:
+            GraphDefinitionError: naming the node (or cycle) that is wrong; nothing is registered.
+        """
+        graph = define_graph(
+            self,
+            name,
+            nodes=nodes,
+            config=config,
+            description=description,
+            tags=tags,
+            authorize=authorize,
+        )
+        self._graphs[graph.name] = graph
+        return graph
+
+    @property
+    def graphs(self) -> Mapping[str, Graph]:
+        """Registered graph workflows by name (each is also in :attr:`workflows`)."""
+        return self._graphs

@@ -1,0 +1,127 @@
+"""The two ways runs are driven: inline (in the calling process) and remote (through a queue).
+
+Every difference between the modes lives here, behind :class:`~lambda_flow.engine.Driver`;
+:func:`driver_for` is the one place that looks at whether a queue was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..core import RunStatus, run_sync
+from ..engine import Driver
+
+if TYPE_CHECKING:
+    from ..engine import Engine, OrchestrationPass, StepSpec
+    from ..store.base import RunOutcome, StepRecord
+    from ..transport.base import JobQueue, StepJob
+
+
+class InlineDriver(Driver):
+    """Everything in the calling process: ``start()`` drives the run until it completes, fails,
+    is cancelled or suspends; RPC steps run inside the pass; sleeps wait on the engine's clock."""
+
+    async def rpc_step(
+        self, orchestration: OrchestrationPass, spec: StepSpec, record: StepRecord
+    ) -> Any:
+        return await orchestration.run_attempts(spec, record)
+
+    def send_steps(self, jobs: Sequence[StepJob]) -> None:
+        raise RuntimeError("inline mode sends no step jobs")  # pragma: no cover - never queued
+
+    def after_pass(self, engine: Engine, run_id: str, outcome: RunOutcome) -> None:
+        """Nothing to arrange: :meth:`drive` waits on the clock itself."""
+
+    def hand_on(self, run_id: str) -> None:
+        """Nothing to do: whoever holds the lease carries the run on."""
+
+    def dispatch(self, engine: Engine, run_id: str) -> None:
+        run_sync(self.drive(engine, run_id, None))
+
+    def start_and_wait(
+        self,
+        engine: Engine,
+        run_id: str,
+        *,
+        created: bool,
+        deadline: datetime | None,
+        poll: timedelta,
+    ) -> None:
+        if created:
+            run_sync(self.drive(engine, run_id, deadline))
+
+    @staticmethod
+    async def drive(engine: Engine, run_id: str, deadline: datetime | None) -> None:
+        """Run passes until the run finishes, parks, or its next timer is past ``deadline``."""
+        while True:
+            outcome = await engine.run_pass(run_id)
+            if outcome is None or outcome.status is not RunStatus.RUNNING:
+                return
+            if outcome.wake_at is None or (deadline is not None and outcome.wake_at > deadline):
+                return
+            await engine.clock.sleep_until(outcome.wake_at)
+
+
+class RemoteDriver(Driver):
+    """Work moves through ``queue``: passes and RPC step attempts are messages handled by
+    stateless consumers (:class:`~lambda_flow.worker.Dispatcher`), timers are delayed messages
+    or schedules.
+
+    Args:
+        queue: the job queue (SQS on AWS, local queues in ``lambda-flow dev`` and tests).
+    """
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue: JobQueue = queue
+
+    async def rpc_step(
+        self, orchestration: OrchestrationPass, spec: StepSpec, record: StepRecord
+    ) -> Any:
+        return await orchestration.schedule_job(spec, record)
+
+    def send_steps(self, jobs: Sequence[StepJob]) -> None:
+        self.queue.enqueue_steps(jobs)
+
+    def after_pass(self, engine: Engine, run_id: str, outcome: RunOutcome) -> None:
+        if outcome.wake_at is not None:
+            self.queue.wake_at(run_id, outcome.wake_at, engine.clock.now())
+
+    def hand_on(self, run_id: str) -> None:
+        self.queue.enqueue_run(run_id)
+
+    def dispatch(self, engine: Engine, run_id: str) -> None:
+        self.queue.enqueue_run(run_id)
+
+    def start_and_wait(
+        self,
+        engine: Engine,
+        run_id: str,
+        *,
+        created: bool,
+        deadline: datetime | None,
+        poll: timedelta,
+    ) -> None:
+        if created:
+            self.queue.enqueue_run(run_id)
+        run_sync(self._await_settled(engine, run_id, deadline, poll))
+
+    @staticmethod
+    async def _await_settled(
+        engine: Engine, run_id: str, deadline: datetime | None, poll: timedelta
+    ) -> None:
+        clock = engine.clock
+        while True:
+            run = engine.store.get_run(run_id)
+            if run is None or run.status is not RunStatus.RUNNING:
+                return
+            now = clock.now()
+            if deadline is not None and now >= deadline:
+                return
+            await clock.sleep_until(min(now + poll, deadline) if deadline else now + poll)
+
+
+def driver_for(queue: JobQueue | None) -> Driver:
+    """Remote mode with a queue, inline mode without one."""
+    return InlineDriver() if queue is None else RemoteDriver(queue)
