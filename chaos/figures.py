@@ -153,10 +153,13 @@ def _reruns(database_url: str, schema: str) -> tuple[int, int, list[str]]:
             ).format(fx)
         ).fetchall()
         logged = conn.execute(sql.SQL("SELECT count(*) FROM {}.executions").format(fx)).fetchone()
+        # A later execution of a step is a retry when the one before it raised (the step's own
+        # failure); otherwise that one's result was lost (killed, stalled, fenced off).
         repeats = conn.execute(
             sql.SQL(
-                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {}.executions"
-                " GROUP BY run_id, step_key, attempt) AS per_attempt"
+                "SELECT count(*) FROM (SELECT lag(outcome, 1, 'first') OVER (PARTITION BY"
+                " run_id, step_key ORDER BY id) AS before FROM {}.executions) AS e"
+                " WHERE before IS DISTINCT FROM 'raised' AND before IS DISTINCT FROM 'first'"
             ).format(fx)
         ).fetchone()
     repeated = int(repeats[0]) if repeats else 0

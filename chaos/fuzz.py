@@ -53,19 +53,23 @@ class Tally:
 
 # -- lambda-flow dev -----------------------------------------------------------------------------
 @contextlib.contextmanager
-def dev_server(database_url: str, schema: str, log: Path) -> Any:
+def dev_server(database_url: str, schema: str, log: Path, engine_root: str) -> Any:
     """``lambda-flow dev`` on a free port (local queues, anonymous callers); its URL."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_WORKERS}
     environment.pop("AWS_ENDPOINT_URL", None)
-    environment.update(LAMBDA_FLOW_SCHEMA=schema, POWERTOOLS_LOG_LEVEL="WARNING")
+    environment.update(
+        LAMBDA_FLOW_SCHEMA=schema, POWERTOOLS_LOG_LEVEL="WARNING", CHAOS_ENGINE_ROOT=engine_root
+    )
     environment.pop("CHAOS_POISON", None)
     with log.open("ab") as output:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and CLI
             [
                 sys.executable,
-                "-m",
-                "lambda_flow.cli",
+                "-c",
+                "import os, sys; from chaos._engine import use_engine;"
+                " use_engine(os.environ['CHAOS_ENGINE_ROOT']);"
+                " from lambda_flow.cli import main; sys.exit(main())",
                 "--app",
                 "chaos.app:flow",
                 "--database-url",
@@ -256,7 +260,8 @@ def http_fuzz(suite: Suite) -> Figures:
         suite.cluster.database.prepare_schema(dev_schema)
         tally = Tally()
         log = stage.deployment.folder / "dev.log"
-        with dev_server(stage.deployment.database_url, dev_schema, log) as dev_url:
+        engine = stage.deployment.environment["CHAOS_ENGINE_ROOT"]
+        with dev_server(stage.deployment.database_url, dev_schema, log, engine) as dev_url:
             problems = schemathesis_pass(dev_url, suite.sizes.fuzz_examples, tally)
             hand_made(dev_url, BODY_CASES + PROTOCOL_CASES, tally, "dev")
         hand_made(stage.deployment.api_url, BODY_CASES, tally, "api handler")

@@ -223,23 +223,38 @@ def racing_backlog(suite: Suite) -> Figures:
 
 
 # -- (f) Postgres restarted with runs in flight ---------------------------------------------------
+def _steady_load(stage: Stage, count: int, seconds: float, stop: threading.Event) -> None:
+    """Start ``count`` runs over ``seconds``, reading one back after each start."""
+    for _ in range(count):
+        if stop.is_set():
+            return
+        run_id = stage.start_mixed_one()
+        if run_id is not None:
+            stage.client.call("GET", f"/runs/{run_id}")
+        stop.wait(seconds / count)
+
+
 def postgres_restart(suite: Suite) -> Figures:
-    """(f) ``pg_ctl restart -m fast`` while runs are in flight and new ones keep coming."""
+    """(f) ``pg_ctl restart -m fast`` while runs are in flight and starts and reads keep coming
+    through the API."""
     sizes = suite.sizes
+    window = 4.0 * sizes.restarts + 4.0
     with suite.stage("postgres_restart") as stage:
         stage.fleet.spawn("sweeper")
         for _ in range(2):
             stage.fleet.spawn("runtime")
-        stage.start_mixed(sizes.restart_runs // 2)
+        stage.start_mixed(sizes.restart_runs // 3)
+        stop = threading.Event()
         loader = threading.Thread(
-            target=stage.start_mixed, args=(sizes.restart_runs - sizes.restart_runs // 2,)
+            target=_steady_load, args=(stage, sizes.restart_runs * 2 // 3, window, stop)
         )
         loader.start()
         took = []
         for _ in range(sizes.restarts):
             stage.wait(3.0)
             took.append(suite.cluster.database.restart())
-        loader.join()
+        loader.join(window * 3)
+        stop.set()
         stage.recover(sizes.recovery_bound)
         counters = stage.counters()
         figures = stage.conclude(trials=sizes.restarts)
@@ -285,8 +300,11 @@ def poison(suite: Suite) -> Figures:
         stage.fleet.spawn("sweeper")
         for _ in range(2):
             stage.fleet.spawn("runtime")
+        # Healthy runs nap long enough for junk naming them to reach its last receive.
+        nap = f"{suite.timing.visibility * (suite.timing.max_receives + 1)}s"
         healthy = [
-            stage.start("chain", stage.inputs("chain")) for _ in range(sizes.poison_healthy_runs)
+            stage.start("chain", {**stage.inputs("chain"), "nap": nap})
+            for _ in range(sizes.poison_healthy_runs)
         ]
         for index in range(sizes.poison_runs):
             workflow = "poison" if index % 2 == 0 else "poison_inline"

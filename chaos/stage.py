@@ -128,6 +128,11 @@ class Stage:
                 self.runs[run_id] = StartedRun(run_id, workflow, data)
         return run_id
 
+    def start_mixed_one(self, *, pause_ms: int = 0) -> str | None:
+        """Start one run drawn from :data:`MIX`; its id."""
+        workflow = self.rng.choice(MIX)
+        return self.start(workflow, self.inputs(workflow, pause_ms=pause_ms))
+
     def start_mixed(self, count: int, *, pause_ms: int = 0) -> None:
         """Start ``count`` runs drawn from :data:`MIX`."""
         for _ in range(count):

@@ -36,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, ModuleType
 from typing import Any
 
+from chaos._engine import ENV_ENGINE_ROOT, use_engine
 from chaos._faults import Probe, count_orchestrator_sends, instrument
 
 REGION = "us-east-1"
@@ -268,6 +269,22 @@ SCHEDULED_EVENT = {
 }
 
 
+def _scale_sweeper(module: ModuleType, unsent_after: timedelta) -> None:
+    """Make the sweeper handler presume jobs unsent after ``unsent_after`` (2 min by default).
+
+    The handler module calls a module-level ``_sweep`` (or, before the handlers were regrouped,
+    ``_dispatcher.sweep``); either is replaced in this process only.
+    """
+    namespace = vars(module)
+    if "_sweep" in namespace:
+        namespace["_sweep"] = functools.partial(namespace["_sweep"], unsent_after=unsent_after)
+    else:
+        dispatcher = namespace["_dispatcher"]
+        dispatcher.sweep = functools.partial(
+            type(dispatcher).sweep, dispatcher, unsent_after=unsent_after
+        )
+
+
 def serve_sweeper(probe: Probe) -> None:
     """The ``sweeper`` role: one sweep every ``CHAOS_SWEEP_EVERY`` seconds."""
     sweeper = _load("sweeper")
@@ -277,10 +294,7 @@ def serve_sweeper(probe: Probe) -> None:
     count_orchestrator_sends(probe, runtime.queue)
     unsent = _seconds("CHAOS_UNSENT_AFTER")
     if unsent is not None:
-        dispatcher = sweeper._dispatcher
-        dispatcher.sweep = functools.partial(
-            type(dispatcher).sweep, dispatcher, unsent_after=timedelta(seconds=unsent)
-        )
+        _scale_sweeper(sweeper, timedelta(seconds=unsent))
     every = _seconds("CHAOS_SWEEP_EVERY") or 2.0
     while True:
         probe.current = "sweeper"
@@ -374,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1 or args[0] not in ROLES:
         print(f"usage: python -m chaos.worker {{{','.join(ROLES)}}}", file=sys.stderr)
         return 2
+    use_engine(os.environ.get(ENV_ENGINE_ROOT))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _terminate)
     probe = Probe.from_environment(args[0])
