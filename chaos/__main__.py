@@ -88,7 +88,8 @@ def _report(rows: list[Figures], options: argparse.Namespace, seed: int) -> str:
     lines = [
         "# Chaos suite results",
         "",
-        f"`python -m chaos{' --quick' if options.quick else ''} --seed {seed}`"
+        f"`python -m chaos{' --quick' if options.quick else ''} --seed {seed}"
+        f"{'' if options.engine.resolve() == REPO else f' --engine {options.engine}'}`"
         f" on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_version()},"
         f" {os.cpu_count()} CPUs, load average after the run"
         f" {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; engine (lambda_flow/, handlers/)"
