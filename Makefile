@@ -21,7 +21,8 @@ test: lint typecheck pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check lambda_flow
+	$(PY) -m ruff format --check lambda_flow handlers
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

@@ -1,0 +1,1 @@
+"""The AWS Lambda entry points, one module per function."""

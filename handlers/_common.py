@@ -1,20 +1,22 @@
-"""Module-level setup shared by the queue and schedule entry points: powertools utilities and
-the process's runtime, built at cold start so bad configuration fails before any event."""
+"""Module-level setup shared by the queue and schedule entry points.
+
+Powertools utilities and the process's runtime, built at cold start so bad configuration fails
+before any event.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from lambda_flow.aws.observability import NAMESPACE, PowertoolsObserver
 from lambda_flow.aws.runtime import Runtime, get_runtime
-from lambda_flow.aws.tracing import make_tracer
+from lambda_flow.aws.tracing import LambdaTracer, make_tracer
 
 
-def setup(function: str) -> tuple[Logger, Any, Metrics, Runtime]:
+def setup(function: str) -> tuple[Logger, LambdaTracer, Metrics, Runtime]:
     """Logger, tracer, metrics and runtime for the function called ``function``."""
     service = os.environ.get("POWERTOOLS_SERVICE_NAME", f"lambda-flow-{function}")
     logger = Logger(service=service)

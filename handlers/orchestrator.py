@@ -15,4 +15,5 @@ _handle = orchestrator_handler(runtime.service, max_receives=runtime.settings.ma
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Handle one SQS batch of orchestration messages."""
     return _handle(event, context)

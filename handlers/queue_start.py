@@ -1,5 +1,7 @@
-"""Lambda entry point: start ``LAMBDA_FLOW_TRIGGER_WORKFLOW`` once per message of an SQS queue
-(the message body is the input; the message id makes the start idempotent)."""
+"""Lambda entry point: start ``LAMBDA_FLOW_TRIGGER_WORKFLOW`` once per SQS message.
+
+The message body is the input; the message id makes the start idempotent.
+"""
 
 from __future__ import annotations
 
@@ -19,4 +21,5 @@ _handle = queue_trigger_handler(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Start one run per message of one SQS batch."""
     return _handle(event, context)

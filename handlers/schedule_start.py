@@ -1,5 +1,7 @@
-"""Lambda entry point: start ``LAMBDA_FLOW_TRIGGER_WORKFLOW`` from an EventBridge schedule (the
-event's ``detail`` or the schedule's input is the workflow input)."""
+"""Lambda entry point: start ``LAMBDA_FLOW_TRIGGER_WORKFLOW`` from an EventBridge schedule.
+
+The event's ``detail`` or the schedule's input is the workflow input.
+"""
 
 from __future__ import annotations
 
@@ -17,4 +19,5 @@ _handle = schedule_trigger_handler(runtime.service, trigger_workflow())
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Start a run for one schedule event."""
     return _handle(event, context)

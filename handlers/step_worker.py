@@ -1,5 +1,7 @@
-"""Lambda entry point: one RPC step attempt per ``{"run_id", "step_key", "attempt"}`` message
-(SQS batch), continuing the orchestration in the same invocation when it can."""
+"""Lambda entry point: one RPC step attempt per ``{"run_id", "step_key", "attempt"}`` message.
+
+Messages come in SQS batches; the orchestration continues in the same invocation when it can.
+"""
 
 from __future__ import annotations
 
@@ -21,4 +23,5 @@ _handle = step_worker_handler(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Handle one SQS batch of step messages."""
     return _handle(event, context)

@@ -1,5 +1,7 @@
-"""Lambda entry point (EventBridge rate rule): re-drive due timers, expired leases, step jobs
-never sent and runs that lost their way."""
+"""Lambda entry point (EventBridge rate rule): the sweeper.
+
+Each tick re-drives due timers, expired leases, step jobs never sent and runs that lost their way.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ _sweep = sweeper(runtime.service)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Sweep once and report what was re-driven."""
     report = _sweep()
     metrics.add_metric(name="SweptRuns", unit=MetricUnit.Count, value=len(report.runs))
     metrics.add_metric(name="SweptStepJobs", unit=MetricUnit.Count, value=len(report.step_jobs))

@@ -15,6 +15,16 @@ import pytest
 from lambda_flow import Flow, PostgresStore, WorkflowService
 from lambda_flow.testing import TimeSkippingClock
 
+_KINDS = ("unit", "functional", "e2e", "deploy")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its kind, the folder it lives in: ``pytest -m "not e2e"`` works."""
+    for item in items:
+        kind = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
+        if kind in _KINDS:
+            item.add_marker(getattr(pytest.mark, kind))
+
 
 def private_data_dir() -> Path:
     """A fresh folder for an embedded Postgres, outside pytest's temp tree.

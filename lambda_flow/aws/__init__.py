@@ -1,2 +1,4 @@
-"""The pieces behind the Lambda entry points in ``handlers/``: settings, a per-process runtime,
-the HTTP API, the queue workers and the sweeper."""
+"""The pieces behind the Lambda entry points in ``handlers/``.
+
+Settings, a per-process runtime, the HTTP API, the queue workers and the sweeper.
+"""

@@ -72,14 +72,16 @@ def _dead_letter(
     limit: int,
     current_work: CurrentWork,
 ) -> None:
-    """On the last receive, record on the run why its message is going to the DLQ, if the
-    message is the engine's own for that run's current work."""
+    """On the last receive, record on the run why its message is going to the DLQ.
+
+    Only when the message is the engine's own for that run's current work.
+    """
     receives = int(record.attributes.approximate_receive_count or 0)
     if receives < limit:
         return
     if isinstance(exc, StoreUnavailable):
         # An outage is not the run's fault: the message goes, the run stays; the sweeper
-        # re-drives it once the database is back (invariant 6).
+        # re-drives it once the database is back (invariant 6, docs/architecture.md).
         logger.error("message went to the DLQ during a database outage; no run changed")
         return
     run_id = current_work(service, record)
@@ -105,8 +107,11 @@ def _batch_handler(
     *,
     current_work: CurrentWork | None = None,
 ) -> Handler:
-    """``current_work``: the messages are engine jobs (not workflow input); a message's last
-    failure fails the run it is the current work of."""
+    """An SQS batch handler over ``handle``, reporting failed records one by one.
+
+    With ``current_work``, the messages are engine jobs (not workflow input): a message's last
+    failure fails the run it is the current work of.
+    """
     # A batch whose every record fails is reported record by record too, not raised: the
     # event source mapping then retries exactly those, and the function does not count an error.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -152,8 +157,10 @@ def step_worker_handler(
     max_receives: int = 5,
     step_timeout: timedelta = timedelta(minutes=5),
 ) -> Handler:
-    """Handles ``{"run_id", "step_key", "attempt"}`` messages: one RPC step attempt each, then
-    the orchestration continues in the same invocation when the run's lease is free."""
+    """Handle step messages ``{"run_id", "step_key", "attempt"}``: one RPC step attempt each.
+
+    The orchestration continues in the same invocation when the run's lease is free.
+    """
     dispatcher = Dispatcher(service, step_timeout=step_timeout)
 
     def handle(record: SQSRecord) -> None:
@@ -166,8 +173,11 @@ def step_worker_handler(
 
 
 def sweeper(service: WorkflowService) -> Callable[[], SweepReport]:
-    """What the sweeper function does on each tick of its schedule: re-drive due timers, expired
-    leases, results no pass has seen, step jobs never sent and runs that lost their way."""
+    """What the sweeper function does on each tick of its schedule.
+
+    It re-drives due timers, expired leases, results no pass has seen, step jobs never sent and
+    runs that lost their way.
+    """
     return Dispatcher(service).sweep
 
 

@@ -1,5 +1,7 @@
-"""The vocabulary every layer may use: models and statuses, errors, durations, the clock, the
-JSON codec, configuration names and running a coroutine from sync code.
+"""The vocabulary every layer may use.
+
+Models and statuses, errors, durations, the clock, the JSON codec, configuration names and
+running a coroutine from sync code.
 
 Nothing here imports any other part of lambda-flow.
 """

@@ -24,8 +24,10 @@ def setting(
     default: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> str | None:
-    """``explicit`` if given, else the environment variable ``name`` if set and non-empty, else
-    ``default``."""
+    """``explicit`` if given, else the environment variable ``name`` if set, else ``default``.
+
+    Empty values count as not given.
+    """
     if explicit:
         return explicit
     value = (os.environ if env is None else env).get(name)

@@ -48,8 +48,10 @@ def _invalid(value: object, problem: str) -> InvalidDuration:
 
 
 def _check_size(value: Duration, amount: float, unit_seconds: float) -> None:
-    """Refuse ``amount`` units of ``unit_seconds`` when not a number, negative or too long,
-    before ``timedelta`` (which would raise ``OverflowError`` or ``ValueError``) sees it."""
+    """Refuse ``amount`` units of ``unit_seconds`` when not a number, negative or too long.
+
+    Checked before ``timedelta`` (which would raise ``OverflowError`` or ``ValueError``) sees it.
+    """
     try:
         seconds = float(amount) * unit_seconds
     except OverflowError:  # an integer too large for a float
@@ -67,8 +69,10 @@ _EXPECTED = "expected a string, number or timedelta"
 
 
 def parse_duration(value: Duration) -> timedelta:
-    """Turn ``'30s'``, ``'5min'``, ``'5m'``, ``'2h'``, ``'7d'``, a number of milliseconds or a
-    ``timedelta`` into a non-negative ``timedelta``.
+    """Turn a duration into a non-negative ``timedelta``.
+
+    A duration is ``'30s'``, ``'5min'``, ``'5m'``, ``'2h'``, ``'7d'``, a number of milliseconds
+    or a ``timedelta``.
 
     Raises:
         InvalidDuration: the value is negative, not a number, longer than

@@ -65,9 +65,10 @@ class InvalidInput(LambdaFlowError, ValueError):
 
 
 class StoreUnavailable(LambdaFlowError):
-    """The database could not be reached, or could not serve the statement now (restarting,
-    stopped, out of connections, no pooled connection free in time). Trying again later may
-    succeed; whether a write that failed this way took effect is unknown.
+    """The database could not be reached, or could not serve the statement now.
+
+    It is restarting, stopped or out of connections, or no pooled connection was free in time.
+    Trying again later may succeed; whether a write that failed this way took effect is unknown.
 
     The original ``psycopg`` error is the ``__cause__``.
     """
@@ -119,9 +120,9 @@ class StepFailed(LambdaFlowError):
 
 
 class StepInterrupted(StepFailed):
-    """A step whose attempts were interrupted: the process running one died (killed, out of
-    memory, timed out) before recording its outcome.
+    """A step whose attempts were interrupted: the process running one died mid-attempt.
 
+    It was killed, ran out of memory or timed out before recording the attempt's outcome.
     An interrupted attempt counts as a failed one (its history row reads ``StepInterrupted``),
     so the step's retry policy decides whether another attempt follows; a step that kills every
     process that runs it ends its run failed instead of looping.

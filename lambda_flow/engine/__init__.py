@@ -1,6 +1,8 @@
-"""The engine: the :class:`Flow` registry, :class:`WorkflowContext` and its primitives, the
-replay pass, recorded histories, the observer, the retry decision and the :class:`Driver`
-interface behind inline and remote mode.
+"""The engine: defining workflows and running their passes by replay.
+
+The :class:`Flow` registry, :class:`WorkflowContext` and its primitives, the replay pass,
+recorded histories, the observer, the retry decision and the :class:`Driver` interface behind
+inline and remote mode.
 
 It builds on :mod:`lambda_flow.core`, :mod:`lambda_flow.store` and :mod:`lambda_flow.transport`;
 what drives passes and steps lives in :mod:`lambda_flow.worker`.

@@ -1,5 +1,8 @@
-"""The one app loader: the application's :class:`Flow` from a ``module:attribute`` spec
-(``--app``, ``LAMBDA_FLOW_APP``), for the CLI, the dev runtime and the Lambda handlers alike."""
+"""The one app loader: the application's :class:`Flow` from a ``module:attribute`` spec.
+
+For the CLI, the dev runtime and the Lambda handlers alike; the spec comes from ``--app`` or
+``LAMBDA_FLOW_APP``.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ from ._flow import Flow
 
 
 def load_flow(spec: str, *, option: str = ENV_APP) -> Flow:
-    """Import the :class:`Flow` named by ``module:attribute`` (the attribute may be dotted),
-    looking in the current folder first, as ``python -m`` and uvicorn do.
+    """Import the :class:`Flow` named by a ``module:attribute`` spec.
+
+    The current folder is searched first, as ``python -m`` and uvicorn do.
 
     Args:
+        spec: ``module:attribute``; the attribute may be dotted.
         option: where the spec came from (``--app`` or ``LAMBDA_FLOW_APP``), for messages.
 
     Raises:

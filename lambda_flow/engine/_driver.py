@@ -31,8 +31,10 @@ class Driver(abc.ABC):
     async def rpc_step(
         self, orchestration: OrchestrationPass, spec: StepSpec, record: StepRecord
     ) -> Any:
-        """Carry out an RPC step of a pass: run its attempts here, or schedule its next attempt
-        as a job and wait (across passes) for a worker's result."""
+        """Carry out a pass's RPC step: run its attempts here, or schedule the next one as a job.
+
+        A job's result comes from a worker; the run waits for it across passes.
+        """
 
     @abc.abstractmethod
     def send_steps(self, jobs: Sequence[StepJob]) -> None:
@@ -40,8 +42,10 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def after_pass(self, engine: Engine, run_id: str, outcome: RunOutcome) -> None:
-        """A pass left the run running and waiting for ``outcome.wake_at``: arrange the wake-up
-        (remote mode) or nothing (inline mode waits on the clock itself)."""
+        """A pass left the run running and waiting for ``outcome.wake_at``.
+
+        Remote mode arranges the wake-up; inline mode does nothing (it waits on the clock itself).
+        """
 
     @abc.abstractmethod
     def hand_on(self, run_id: str) -> None:
@@ -49,8 +53,10 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def dispatch(self, engine: Engine, run_id: str) -> None:
-        """A run was started, resumed or otherwise given work: drive it here until it rests
-        (inline), or queue a pass (remote)."""
+        """A run was started, resumed or otherwise given work: drive it or queue a pass.
+
+        Inline mode drives it here until it rests; remote mode queues a pass.
+        """
 
     @abc.abstractmethod
     def start_and_wait(
@@ -62,5 +68,8 @@ class Driver(abc.ABC):
         deadline: datetime | None,
         poll: timedelta,
     ) -> None:
-        """Drive (inline) or queue (remote) a just-created run, then return once it rests or
-        ``deadline`` passes (inline stops at the first timer past it; remote polls)."""
+        """Drive or queue a just-created run, then return once it rests or ``deadline`` passes.
+
+        Inline mode drives it, stopping at the first timer past the deadline; remote mode queues
+        it and polls.
+        """

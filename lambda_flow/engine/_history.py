@@ -13,13 +13,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from ..core import (
-    ErrorInfo,
     InvalidInput,
     NonDeterminismError,
     RunNotFound,
     RunStatus,
-    StepKind,
-    StepStatus,
     SystemClock,
     run_sync,
 )
@@ -44,21 +41,7 @@ def export_run(store: Store, run_id: str) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "run": run.model_dump(mode="json", exclude={"idempotency_key"}),
-        "steps": [
-            {
-                "step_key": s.key,
-                "name": s.name,
-                "position": s.position,
-                "kind": s.kind.value,
-                "target": s.target,
-                "status": s.status.value,
-                "attempt": s.attempt,
-                "result": s.result,
-                "error": None if s.error is None else s.error.model_dump(),
-                "wake_at": None if s.wake_at is None else s.wake_at.isoformat(),
-            }
-            for s in store.get_steps(run_id)
-        ],
+        "steps": [s.to_json() for s in store.get_steps(run_id)],
     }
 
 
@@ -78,8 +61,10 @@ class _NoWrites:
 
 
 class _ReplayDriver(Driver):
-    """The driver of a replay, which runs nothing: a replay stops where its history ends, before
-    any step could be run or sent."""
+    """The driver of a replay, which runs nothing.
+
+    A replay stops where its history ends, before any step could be run or sent.
+    """
 
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a replay runs nothing")
@@ -89,21 +74,8 @@ class _ReplayDriver(Driver):
 
 def _steps(history: Mapping[str, Any]) -> dict[str, StepRecord]:
     try:
-        return {
-            s["step_key"]: StepRecord(
-                key=s["step_key"],
-                name=s["name"],
-                position=int(s["position"]),
-                kind=StepKind(s["kind"]),
-                target=s.get("target"),
-                status=StepStatus(s["status"]),
-                attempt=int(s["attempt"]),
-                result=s.get("result"),
-                error=None if s.get("error") is None else ErrorInfo.model_validate(s["error"]),
-                wake_at=None if s.get("wake_at") is None else datetime.fromisoformat(s["wake_at"]),
-            )
-            for s in history["steps"]
-        }
+        records = [StepRecord.from_json(s) for s in history["steps"]]
+        return {record.key: record for record in records}
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(
             "history", [{"loc": ["steps"], "msg": f"malformed step record: {exc!r}"}]

@@ -3,17 +3,18 @@
 The body runs as an asyncio task. Each ``wf.*`` call gets a deterministic key (its name plus an
 occurrence number). A call whose key is recorded returns (or raises) what was stored; a new call
 executes and its result is committed before the call returns, so it is durable before any later
-step can start (invariant 2).
+step can start (invariant 2, docs/architecture.md).
 
 New calls wait until every step recorded before this pass has been asked for again. If the body
 settles (every branch waits on the engine) while a new call waits and a recorded step was never
 asked for, the code diverged from the history: the run fails with a non-determinism error
-(invariant 3). This also keeps ``asyncio.gather`` branches free to replay in any order.
+(invariant 3, docs/architecture.md). This also keeps ``asyncio.gather`` branches free to
+replay in any order.
 
 The pass ends when the body returns or raises, or when every branch waits on something outside
 the pass: a timer (sleep, retry delay), a suspension, or (remote mode) a queued job. Nothing holds
 a database transaction or lock across user code; the run's lease has a fencing token that every
-write checks (invariant 4).
+write checks (invariant 4, docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -238,8 +239,10 @@ class OrchestrationPass:
         self.engine.driver.send_steps([job for _, job in outbox])
 
     async def _settled(self, *, busy_ok: bool = False) -> bool:
-        """True once every branch of the body is blocked on the engine (or, with ``busy_ok``,
-        on the engine or a running step)."""
+        """True once every branch of the body is blocked on the engine.
+
+        With ``busy_ok``, a branch blocked on a running step counts as blocked too.
+        """
         loop = asyncio.get_running_loop()
         ready = getattr(loop, "_ready", None)  # CPython's run queue; absent on other loops
         quiet = 0
@@ -371,9 +374,11 @@ class OrchestrationPass:
         return _Abort()
 
     def _check_open(self) -> None:
-        """Refuse ``wf.*`` calls made while the body unwinds at the end of a pass: the run only
-        waits, so a ``finally:`` must not record or run anything now (it will when the body
-        really ends, in a later pass)."""
+        """Refuse ``wf.*`` calls made while the body unwinds at the end of a pass.
+
+        The run only waits, so a ``finally:`` must not record or run anything now (it will when
+        the body really ends, in a later pass).
+        """
         if self._closing:
             raise _Abort()
 

@@ -34,8 +34,11 @@ def to_mermaid(graph: Graph) -> str:
 
 
 def _mermaid_ids(graph: Graph) -> dict[str, str]:
-    """Node ids as Mermaid ids: the same, except that ``-`` (which Mermaid may read as part of a
-    link) becomes ``_`` and words Mermaid reserves get a ``_`` suffix."""
+    """Node ids as Mermaid ids: the same, except where Mermaid would misread them.
+
+    ``-`` (which Mermaid may read as part of a link) becomes ``_``, and words Mermaid reserves
+    get a ``_`` suffix.
+    """
     ids: dict[str, str] = {}
     for node_id in graph.nodes:
         alias = node_id.replace("-", "_")

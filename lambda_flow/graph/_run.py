@@ -156,8 +156,10 @@ class GraphRun:
         self._ready.append(_Activation(key, handler, payload, rank, compensating=failed.id))
 
     def _activate_settled(self) -> None:
-        """Decide every waiting node whose predecessors have all settled (in topological order,
-        so a skip settles the nodes after it in the same sweep)."""
+        """Decide every waiting node whose predecessors have all settled.
+
+        Nodes go in topological order, so a skip settles the nodes after it in the same sweep.
+        """
         for node_id in self.graph.order:
             node = self.graph.nodes[node_id]
             if self.state[node_id] is not NodeState.WAITING or not node.predecessors:

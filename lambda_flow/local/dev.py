@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,8 +31,8 @@ from ..core import SystemClock
 from ..engine import Flow
 from ..service import WorkflowService
 from ..store.postgres import PostgresStore
+from ..transport.local import LocalQueue, QueueName
 from ..worker import Dispatcher
-from .queues import LocalJobQueue, LocalSqsQueue
 
 logger = logging.getLogger("lambda_flow")
 
@@ -65,6 +66,7 @@ class LocalContext:
 
     @classmethod
     def for_function(cls, name: str, timeout: float = 30.0) -> LocalContext:
+        """A fresh context for one invocation of ``name`` that may run ``timeout`` seconds."""
         return cls(
             function_name=name,
             aws_request_id=str(uuid.uuid4()),
@@ -73,6 +75,7 @@ class LocalContext:
         )
 
     def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the invocation's deadline (0 once past it)."""
         return max(int((self.deadline - time.time()) * 1000), 0)
 
 
@@ -129,6 +132,43 @@ def api_gateway_event(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why the dev server refuses a request before reading its body."""
+
+    status: HTTPStatus
+    type: str
+    message: str
+
+
+def _declared_length(headers: Message, max_body_bytes: int) -> int | _Refusal:
+    """The body length a request announces (0 when none), or why it is refused."""
+    if headers.get("transfer-encoding"):
+        return _Refusal(
+            HTTPStatus.LENGTH_REQUIRED,
+            "LengthRequired",
+            "send the body with a Content-Length (chunked bodies are not supported)",
+        )
+    declared = {v.strip() for v in headers.get_all("content-length") or []}
+    if not declared:
+        return 0
+    text = declared.pop()
+    if declared or not (text.isascii() and text.isdigit()):
+        return _Refusal(
+            HTTPStatus.BAD_REQUEST,
+            "InvalidContentLength",
+            "Content-Length must be one whole number of bytes",
+        )
+    length = int(text)
+    if length > max_body_bytes:
+        return _Refusal(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "PayloadTooLarge",
+            f"the request body is larger than {max_body_bytes} bytes",
+        )
+    return length
+
+
 def _http_handler(
     api: Handler,
     identity: Mapping[str, str] | None,
@@ -164,32 +204,9 @@ def _http_handler(
 
         def _body(self) -> bytes | None:
             """The request body, or None once a refusal was sent for it."""
-            if self.headers.get("transfer-encoding"):
-                self._refuse(
-                    HTTPStatus.LENGTH_REQUIRED,
-                    "LengthRequired",
-                    "send the body with a Content-Length (chunked bodies are not supported)",
-                )
-                return None
-            values = self.headers.get_all("content-length") or []
-            declared = {v.strip() for v in values}
-            if not declared:
-                return b""
-            text = declared.pop()
-            if declared or not (text.isascii() and text.isdigit()):
-                self._refuse(
-                    HTTPStatus.BAD_REQUEST,
-                    "InvalidContentLength",
-                    "Content-Length must be one whole number of bytes",
-                )
-                return None
-            length = int(text)
-            if length > max_body_bytes:
-                self._refuse(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                    "PayloadTooLarge",
-                    f"the request body is larger than {max_body_bytes} bytes",
-                )
+            length = _declared_length(self.headers, max_body_bytes)
+            if isinstance(length, _Refusal):
+                self._refuse(length.status, length.type, length.message)
                 return None
             try:
                 body = self.rfile.read(length) if length else b""
@@ -252,13 +269,14 @@ def _http_handler(
 class _LocalPump:
     """Drains one local queue into a batch handler, acking what the handler did not fail."""
 
-    def __init__(self, queue: LocalSqsQueue, handler: Handler, function: str) -> None:
+    def __init__(self, queue: LocalQueue, name: QueueName, handler: Handler, function: str) -> None:
         self.queue = queue
+        self.name: QueueName = name
         self.handler = handler
         self.function = function
 
     def pump_once(self) -> int:
-        messages = self.queue.receive(10)
+        messages = self.queue.receive_batch(self.name, 10)
         if not messages:
             return 0
         event = self.queue.sqs_event(messages)
@@ -270,7 +288,7 @@ class _LocalPump:
         return len(messages)
 
     def idle_wait(self, limit: float) -> None:
-        upcoming = self.queue.next_visible_at()
+        upcoming = self.queue.next_visible_at(self.name)
         wait = limit
         if upcoming is not None:
             wait = min(limit, max((upcoming - datetime.now(UTC)).total_seconds(), 0.0))
@@ -376,17 +394,13 @@ class DevRuntime:
 
         clock = SystemClock()
         self.store = PostgresStore(resolve_database_url(database_url), schema=schema)
-        self.queues: list[LocalSqsQueue] = []
+        self.local_queue: LocalQueue | None = None
+        """The local queues (None when ``sqs_client`` gives real ones)."""
         queue: Any
         if sqs_client is None:
-            orchestrator_dlq = LocalSqsQueue("orchestrator-dlq", clock)
-            step_dlq = LocalSqsQueue("step-dlq", clock)
-            orchestrator = LocalSqsQueue(
-                "orchestrator", clock, visibility_timeout, max_receives, orchestrator_dlq
+            queue = self.local_queue = LocalQueue(
+                clock, visibility_timeout=visibility_timeout, max_receives=max_receives
             )
-            step = LocalSqsQueue("step", clock, visibility_timeout, max_receives, step_dlq)
-            self.queues = [orchestrator, step, orchestrator_dlq, step_dlq]
-            queue = LocalJobQueue(orchestrator, step)
         else:
             from ..transport.sqs import SqsJobQueue
 
@@ -414,10 +428,10 @@ class DevRuntime:
         orchestrate = orchestrator_handler(self.service, max_receives=max_receives)
         work = step_worker_handler(self.service, max_receives=max_receives)
         self.pumps: list[_LocalPump | _SqsPump]
-        if sqs_client is None:
+        if self.local_queue is not None:
             self.pumps = [
-                _LocalPump(self.queues[0], orchestrate, "Orchestrator"),
-                _LocalPump(self.queues[1], work, "StepWorker"),
+                _LocalPump(self.local_queue, "orchestrator", orchestrate, "Orchestrator"),
+                _LocalPump(self.local_queue, "step", work, "StepWorker"),
             ]
         else:
             self.pumps = [
@@ -455,8 +469,8 @@ class DevRuntime:
         """Stop serving and draining; wait for the threads; close connections."""
         self._stop.set()
         self._server.shutdown()
-        for queue in self.queues:
-            queue.wake()
+        if self.local_queue is not None:
+            self.local_queue.wake()
         for thread in self._threads:
             thread.join(timeout=10)
         self._server.server_close()
@@ -535,11 +549,10 @@ def _ensure_schedule_group(client: Any, name: str) -> str:
 
 
 def aws_clients_from_environment() -> tuple[Any, Any]:
-    """Boto3 SQS and Scheduler clients for ``AWS_ENDPOINT_URL`` (moto, LocalStack), or
-    ``(None, None)`` when it is unset.
+    """Boto3 SQS and Scheduler clients for ``AWS_ENDPOINT_URL`` (moto, LocalStack).
 
-    With ``LAMBDA_FLOW_LOCALSTACK=1``, localstack-client's session is used (it knows
-    LocalStack's endpoints and test credentials).
+    ``(None, None)`` when it is unset. With ``LAMBDA_FLOW_LOCALSTACK=1``, localstack-client's
+    session is used (it knows LocalStack's endpoints and test credentials).
     """
     if os.environ.get("LAMBDA_FLOW_LOCALSTACK", "").lower() in {"1", "true", "yes"}:
         import localstack_client.session

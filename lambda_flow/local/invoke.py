@@ -17,9 +17,8 @@ from ..core import ConfigurationError, SystemClock
 from ..engine import Flow
 from ..service import WorkflowService
 from ..store.postgres import PostgresStore
-from ..worker import Dispatcher
+from ..transport.local import WORK_QUEUES, LocalQueue
 from .dev import LOCAL_IDENTITY, LocalContext
-from .queues import LocalJobQueue, LocalSqsQueue
 
 FUNCTIONS = ("Api", "Orchestrator", "StepWorker", "Sweeper", "QueueStart", "ScheduleStart")
 """The template's function names that ``invoke`` knows."""
@@ -46,6 +45,11 @@ def invoke(
     """Run the handler of ``function`` (one of :data:`FUNCTIONS`) on ``event``.
 
     Args:
+        function: the template's name of the function.
+        event: the event the handler gets, as ``sam local invoke -e`` would pass it.
+        flow: the application.
+        database_url: the Postgres the handler uses.
+        schema: the schema of lambda-flow's tables.
         workflow: the workflow QueueStart and ScheduleStart start.
 
     Raises:
@@ -56,26 +60,24 @@ def invoke(
             f"unknown function {function!r}: expected one of {', '.join(FUNCTIONS)}"
         )
     clock = SystemClock()
-    orchestrator = LocalSqsQueue("orchestrator", clock)
-    step = LocalSqsQueue("step", clock)
+    queue = LocalQueue(clock)
     store = PostgresStore(database_url, schema=schema)
     try:
-        service = WorkflowService(
-            flow, store=store, queue=LocalJobQueue(orchestrator, step), clock=clock
-        )
+        service = WorkflowService(flow, store=store, queue=queue, clock=clock)
         handler = _handler(function, service, flow, workflow)
         response = handler(event, LocalContext.for_function(function))
         queued = [
             {
-                "queue": queue.name,
+                "queue": message.queue,
                 "body": message.body,
                 # Rounded up, as lambda-flow rounds SQS DelaySeconds.
                 "delay_seconds": max(
-                    math.ceil((message.visible_at - message.sent_at).total_seconds()), 0
+                    math.ceil((message.deliver_at - message.sent_at).total_seconds()), 0
                 ),
             }
-            for queue in (orchestrator, step)
+            for name in WORK_QUEUES
             for message in queue.messages
+            if message.queue == name
         ]
         return Invocation(response=response, queued=queued)
     finally:
@@ -103,13 +105,14 @@ def _handler(
     if function == "StepWorker":
         return workers.step_worker_handler(service)
     if function == "Sweeper":
-        dispatcher = Dispatcher(service)
+        sweep = workers.sweeper(service)
 
-        def sweep(event: Any, context: Any) -> Any:
-            report = dispatcher.sweep()
+        def swept(event: Any, context: Any) -> Any:
+            # What handlers/sweeper.py answers (without its metrics).
+            report = sweep()
             return {"runs": report.runs, "step_jobs": len(report.step_jobs)}
 
-        return sweep
+        return swept
     if not workflow:
         raise ConfigurationError(
             f"{function} starts a workflow: name it with --workflow "

@@ -129,8 +129,10 @@ class WorkflowService:
         idempotency_key: str | None = None,
         poll: Duration = "250ms",
     ) -> Run:
-        """Start a run and wait up to ``timeout`` for it to leave ``running``; return it as it
-        then is (completed, failed, cancelled, suspended, or still running).
+        """Start a run, wait up to ``timeout`` for it to leave ``running`` and return it.
+
+        The run comes back as it then is: completed, failed, cancelled, suspended, or still
+        running.
 
         Inline mode drives it here, stopping at the first timer past the deadline; remote mode
         polls the store every ``poll`` on the service's clock.
@@ -176,8 +178,10 @@ class WorkflowService:
         return await self.engine.run_pass(run_id)
 
     def orchestrate(self, run_id: str) -> RunOutcome | None:
-        """Remote mode: run passes of ``run_id`` here until it finishes or parks; queue its
-        next timer. None when the run is not running or another pass holds it."""
+        """Remote mode: run passes of ``run_id`` here until it finishes or parks.
+
+        Its next timer is queued. None when the run is not running or another pass holds it.
+        """
         return run_sync(self.continue_run(run_id))
 
     async def continue_run(self, run_id: str) -> RunOutcome | None:

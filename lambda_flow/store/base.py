@@ -1,14 +1,14 @@
 """The store interface the engine talks to, and the records that cross it.
 
 A backend implements a handful of primitives; each write is fenced by the run's lease token so
-that a pass whose lease was lost cannot change anything (invariant 4).
+that a pass whose lease was lost cannot change anything (invariant 4, docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,42 @@ class StepRecord:
     result: Any = None
     error: ErrorInfo | None = None
     wake_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-safe data (the steps of an exported history)."""
+        return {
+            "step_key": self.key,
+            "name": self.name,
+            "position": self.position,
+            "kind": self.kind.value,
+            "target": self.target,
+            "status": self.status.value,
+            "attempt": self.attempt,
+            "result": self.result,
+            "error": None if self.error is None else self.error.model_dump(),
+            "wake_at": None if self.wake_at is None else self.wake_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StepRecord:
+        """The record :meth:`to_json` wrote.
+
+        Raises:
+            KeyError, TypeError, ValueError: ``data`` is not such a record.
+        """
+        error, wake_at = data.get("error"), data.get("wake_at")
+        return cls(
+            key=data["step_key"],
+            name=data["name"],
+            position=int(data["position"]),
+            kind=StepKind(data["kind"]),
+            target=data.get("target"),
+            status=StepStatus(data["status"]),
+            attempt=int(data["attempt"]),
+            result=data.get("result"),
+            error=None if error is None else ErrorInfo.model_validate(error),
+            wake_at=None if wake_at is None else datetime.fromisoformat(wake_at),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +263,9 @@ class Store(abc.ABC):
         *,
         seen_version: int | None = None,
     ) -> int:
-        """Commit the pass's last step changes and the run's outcome, releasing the lease;
-        return the run's new version.
+        """Commit the pass's last step changes and the run's outcome, releasing the lease.
+
+        Returns the run's new version.
 
         ``seen_version``: the run's version after the pass's own last write, when the pass saw
         no other writer; the run counts as settled if it is still that (else the sweeper
@@ -259,8 +296,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def cancel(self, run_id: str, reason: str | None, now: datetime) -> Run:
-        """Cancel a running or suspended run; any pass still going loses its lease, and steps
-        still waiting (pending, scheduled, running) become ``cancelled``.
+        """Cancel a running or suspended run; any pass still going loses its lease.
+
+        Steps still waiting (pending, scheduled, running) become ``cancelled``.
 
         Raises:
             RunNotFound: unknown run.
@@ -278,8 +316,10 @@ class Store(abc.ABC):
         now: datetime,
         lease_until: datetime,
     ) -> StepClaim | None:
-        """Claim one attempt of an RPC step for a worker, if it is scheduled (or its previous
-        claim expired) and its run is running; None for a duplicate or late job."""
+        """Claim one attempt of an RPC step for a worker; None for a duplicate or late job.
+
+        The step must be scheduled (or its previous claim expired) and its run running.
+        """
 
     @abc.abstractmethod
     def complete_step(self, claim: StepClaim, outcome: StepOutcome, now: datetime) -> bool:
@@ -290,13 +330,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def fail_run(self, run_id: str, error: ErrorInfo, now: datetime) -> bool:
-        """Fail a running or suspended run (e.g. its message went to a dead-letter queue);
-        steps still waiting become ``cancelled``."""
+        """Fail a running or suspended run; steps still waiting become ``cancelled``.
+
+        For a run whose message went to a dead-letter queue, for example.
+        """
 
     @abc.abstractmethod
     def needs_pass(self, run_id: str, now: datetime) -> bool:
-        """True when the run is running, no live pass holds it, and a result was stored after
-        its last pass finished (so a pass must follow)."""
+        """True when a pass must follow: a result was stored after the last pass finished.
+
+        Only for a running run that no live pass holds.
+        """
 
     @abc.abstractmethod
     def find_stuck(
@@ -308,7 +352,9 @@ class Store(abc.ABC):
         redrive_after: timedelta,
         limit: int,
     ) -> StuckWork:
-        """Runs and step jobs that lost their way (invariant 6), claimed for re-driving.
+        """Claim runs and step jobs that lost their way, for re-driving (invariant 6).
+
+        Invariants are numbered in docs/architecture.md.
 
         ``unsent_after``: a run or scheduled step untouched since before then is presumed to
         have lost its message, and a timer due before then its wake-up. ``result_after``: a
@@ -319,8 +365,11 @@ class Store(abc.ABC):
         """
 
     def pinned(self) -> contextlib.AbstractContextManager[None]:
-        """Within this context, this thread's calls share one connection (a pass's many small
-        statements skip the pool). Backends without connections need not override it."""
+        """Within this context, this thread's calls share one connection.
+
+        So a pass's many small statements skip the pool. Backends without connections need not
+        override it.
+        """
         return contextlib.nullcontext()
 
     @abc.abstractmethod

@@ -44,8 +44,10 @@ def embedded_database_url(data_dir: str | Path, *, delete_on_exit: bool = False)
 def resolve_database_url(
     explicit: str | None = None, *, env: Mapping[str, str] | None = None
 ) -> str:
-    """The database to use: the argument, ``LAMBDA_FLOW_DATABASE_URL``, or an embedded Postgres
-    started on demand in ``LAMBDA_FLOW_DATA_DIR``."""
+    """The database to use: the argument, ``LAMBDA_FLOW_DATABASE_URL`` or an embedded Postgres.
+
+    The embedded Postgres is started on demand in ``LAMBDA_FLOW_DATA_DIR``.
+    """
     url = setting(explicit, ENV_DATABASE_URL, env=env)
     if url:
         return url

@@ -37,6 +37,7 @@ from ..core import (
     StoreUnavailable,
     parse_duration,
 )
+from ._sql import RUN_COLUMNS, quoter, statements
 from .base import (
     LeasedRun,
     RunLease,
@@ -51,9 +52,6 @@ from .base import (
 )
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_RUN_COLUMNS = (
-    "id, workflow, status, input, output, error, created_at, updated_at, wake_at, idempotency_key"
-)
 
 
 def validate_schema_name(schema: str) -> str:
@@ -129,58 +127,6 @@ def _write_rows(writes: Sequence[StepWrite]) -> str:
     )
 
 
-# The step half of every pass write; {run_cte} decides which run row (if any) it applies to.
-_STEP_WRITES = """
-, w AS (
-    SELECT * FROM jsonb_to_recordset(%(writes)s::jsonb) AS x(
-        step_key text, name text, position integer, kind text, target text, status text,
-        attempt integer, attempt_status text, started_at timestamptz, finished_at timestamptz,
-        input jsonb, result jsonb, error jsonb, wake_at timestamptz, max_attempts integer,
-        retry_delay_ms bigint)
-), s AS (
-    INSERT INTO {schema}.steps AS st (run_id, step_key, position, name, kind, target, status,
-        attempt, input, result, error, wake_at, max_attempts, retry_delay_ms, created_at,
-        updated_at)
-    SELECT r.id, w.step_key, w.position, w.name, w.kind, w.target, w.status, w.attempt, w.input,
-        w.result, w.error, w.wake_at, w.max_attempts, w.retry_delay_ms, %(now)s, %(now)s
-    FROM r CROSS JOIN w
-    ON CONFLICT (run_id, step_key) DO UPDATE SET
-        status = EXCLUDED.status, attempt = EXCLUDED.attempt,
-        input = coalesce(EXCLUDED.input, st.input), result = EXCLUDED.result,
-        error = EXCLUDED.error, wake_at = EXCLUDED.wake_at, updated_at = EXCLUDED.updated_at,
-        max_attempts = EXCLUDED.max_attempts, retry_delay_ms = EXCLUDED.retry_delay_ms
-), a AS (
-    INSERT INTO {schema}.step_attempts AS sa (run_id, step_key, attempt, step_name, kind, status,
-        result, error, created_at, started_at, finished_at)
-    SELECT r.id, w.step_key, w.attempt, w.name, w.kind, w.attempt_status, w.result, w.error,
-        %(now)s, w.started_at, w.finished_at
-    FROM r CROSS JOIN w
-    ON CONFLICT (run_id, step_key, attempt) DO UPDATE SET
-        status = EXCLUDED.status, result = EXCLUDED.result, error = EXCLUDED.error,
-        started_at = coalesce(sa.started_at, EXCLUDED.started_at),
-        finished_at = EXCLUDED.finished_at
-)
-SELECT version FROM r
-"""
-
-
-# Steps still waiting when run r ends from outside (cancel, a dead letter) will never finish:
-# they and their open attempts read 'cancelled', and a worker's claim on one is fenced off.
-_CANCEL_WAITING_STEPS = """
-, cs AS (
-    UPDATE {schema}.steps st SET status = 'cancelled', lease_owner = NULL,
-        lease_expires_at = NULL, lease_token = st.lease_token + 1, updated_at = %(now)s
-    FROM r WHERE st.run_id = r.id AND st.status IN ('pending', 'scheduled', 'running')
-    RETURNING st.run_id, st.step_key, st.attempt
-), ca AS (
-    UPDATE {schema}.step_attempts sa SET status = 'cancelled',
-        finished_at = coalesce(sa.finished_at, %(now)s)
-    FROM cs WHERE sa.run_id = cs.run_id AND sa.step_key = cs.step_key
-        AND sa.attempt = cs.attempt AND sa.status IN ('pending', 'scheduled', 'running')
-)
-"""
-
-
 class PostgresStore(Store):
     """Runs and steps in Postgres, in their own schema (``workflows`` unless told otherwise).
 
@@ -224,167 +170,8 @@ class PostgresStore(Store):
             open=True,
             name="lambda-flow",
         )
-        ident = sql.Identifier(self.schema)
-
-        def q(text: str) -> str:
-            # Only the schema identifier is formatted in; it is quoted by psycopg.
-            return sql.SQL(text).format(schema=ident).as_string(None)
-
-        self._q = q
-        self._sql = {
-            "create_run": q(
-                "INSERT INTO {schema}.runs (id, workflow, status, input, idempotency_key,"
-                " created_at, updated_at) VALUES (%s, %s, 'running', %s, %s, %s, %s)"
-                " ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL"
-                " DO NOTHING RETURNING id"
-            ),
-            "run_by_key": q(
-                "SELECT id FROM {schema}.runs WHERE workflow = %s AND idempotency_key = %s"
-            ),
-            "get_run": q(f"SELECT {_RUN_COLUMNS} FROM {{schema}}.runs WHERE id = %s"),
-            "history": q(
-                "SELECT step_key, step_name, kind, status, attempt, result, error, created_at,"
-                " started_at, finished_at FROM {schema}.step_attempts WHERE run_id = %s"
-                " ORDER BY id"
-            ),
-            "acquire": q(
-                # Joined with itself to read the lease as it was: still set means the pass
-                # before took it and never finished (a finished pass clears it).
-                "UPDATE {schema}.runs r SET lease_owner = %(owner)s,"
-                " lease_expires_at = %(until)s, lease_token = r.lease_token + 1"
-                " FROM {schema}.runs old WHERE r.id = %(run_id)s AND old.id = r.id"
-                " AND r.status = 'running'"
-                " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)"
-                " RETURNING r.lease_token, r.workflow, r.input, r.created_at, r.version,"
-                " old.lease_expires_at IS NOT NULL"
-            ),
-            "steps": q(
-                # result and error as text: decoded together below, in one json.loads.
-                "SELECT step_key, name, position, kind, target, status, attempt, result::text,"
-                " error::text, wake_at FROM {schema}.steps WHERE run_id = %s ORDER BY position"
-            ),
-            "write_steps": q(
-                "WITH r AS (UPDATE {schema}.runs SET version = version + 1,"
-                " updated_at = %(now)s, lease_expires_at = %(until)s"
-                " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
-                " RETURNING id, version)" + _STEP_WRITES
-            ),
-            "finish_pass": q(
-                "WITH r AS (UPDATE {schema}.runs SET status = %(status)s, output = %(output)s,"
-                " error = %(error)s, wake_at = %(wake_at)s, lease_owner = NULL,"
-                " lease_expires_at = NULL, lease_token = lease_token + 1,"
-                " version = version + 1, updated_at = %(now)s,"
-                # Settled when the pass saw every result: no other writer since its last write.
-                " settled_version = CASE WHEN %(settled)s AND version = %(seen)s"
-                " THEN version + 1 ELSE settled_version END, driven_at = NULL, redrives = 0"
-                " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
-                " RETURNING id, version)" + _STEP_WRITES
-            ),
-            "renew": q(
-                "UPDATE {schema}.runs SET lease_expires_at = %(until)s"
-                " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
-                " RETURNING version"
-            ),
-            "resume": q(
-                "WITH r AS (UPDATE {schema}.runs SET status = 'running', updated_at = %(now)s,"
-                " version = version + 1 WHERE id = %(run_id)s AND status = 'suspended'"
-                " RETURNING id),"
-                " s AS (UPDATE {schema}.steps st SET status = 'succeeded', updated_at = %(now)s"
-                " FROM r WHERE st.run_id = r.id AND st.kind = 'suspend' AND st.status = 'pending'"
-                " RETURNING st.run_id, st.step_key, st.attempt),"
-                " a AS (UPDATE {schema}.step_attempts sa SET status = 'succeeded',"
-                " finished_at = %(now)s FROM s WHERE sa.run_id = s.run_id"
-                " AND sa.step_key = s.step_key AND sa.attempt = s.attempt)"
-                " SELECT count(*) FROM r"
-            ),
-            "claim_step": q(
-                # Joined with the step as it was: taking over an expired claim returns the
-                # owner whose attempt never finished (the worker records it as interrupted).
-                "WITH s AS (UPDATE {schema}.steps st SET status = 'running',"
-                " lease_owner = %(owner)s, lease_expires_at = %(until)s,"
-                " lease_token = st.lease_token + 1, updated_at = %(now)s"
-                " FROM {schema}.runs r, {schema}.steps old"
-                " WHERE st.run_id = %(run_id)s AND st.step_key = %(step_key)s"
-                " AND st.attempt = %(attempt)s AND st.kind = 'rpc'"
-                " AND (st.status = 'scheduled'"
-                " OR (st.status = 'running' AND st.lease_expires_at <= %(now)s))"
-                " AND r.id = st.run_id AND r.status = 'running'"
-                " AND old.run_id = st.run_id AND old.step_key = st.step_key"
-                " RETURNING st.run_id, r.workflow, st.step_key, st.name, st.attempt, st.target,"
-                " st.input, st.lease_token, st.max_attempts, st.retry_delay_ms,"
-                " CASE WHEN old.status = 'running' THEN coalesce(old.lease_owner, '?') END),"
-                " a AS (UPDATE {schema}.step_attempts sa SET status = 'running',"
-                " started_at = coalesce(sa.started_at, %(now)s) FROM s WHERE sa.run_id = s.run_id"
-                " AND sa.step_key = s.step_key AND sa.attempt = s.attempt)"
-                " SELECT * FROM s"
-            ),
-            "complete_step": q(
-                "WITH s AS (UPDATE {schema}.steps SET status = %(status)s, result = %(result)s,"
-                " error = %(error)s, wake_at = %(wake_at)s, lease_owner = NULL,"
-                " lease_expires_at = NULL, updated_at = %(now)s"
-                " WHERE run_id = %(run_id)s AND step_key = %(step_key)s"
-                " AND attempt = %(attempt)s AND lease_token = %(token)s AND status = 'running'"
-                " AND EXISTS (SELECT 1 FROM {schema}.runs WHERE id = %(run_id)s"
-                " AND status = 'running') RETURNING run_id, step_key, attempt),"
-                " a AS (UPDATE {schema}.step_attempts sa SET status = %(attempt_status)s,"
-                " result = %(result)s, error = %(error)s, finished_at = %(now)s FROM s"
-                " WHERE sa.run_id = s.run_id AND sa.step_key = s.step_key"
-                " AND sa.attempt = s.attempt),"
-                " r AS (UPDATE {schema}.runs SET version = version + 1, updated_at = %(now)s"
-                " FROM s WHERE {schema}.runs.id = s.run_id)"
-                " SELECT count(*) FROM s"
-            ),
-            "fail_run": q(
-                "WITH r AS (UPDATE {schema}.runs SET status = 'failed', error = %(error)s,"
-                " wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
-                " lease_token = lease_token + 1, version = version + 1, updated_at = %(now)s"
-                " WHERE id = %(run_id)s AND status IN ('running', 'suspended')"
-                " RETURNING id)" + _CANCEL_WAITING_STEPS + " SELECT id FROM r"
-            ),
-            "needs_pass": q(
-                "SELECT version > settled_version FROM {schema}.runs WHERE id = %(run_id)s"
-                " AND status = 'running'"
-                " AND (lease_expires_at IS NULL OR lease_expires_at <= %(now)s)"
-            ),
-            "stuck_runs": q(
-                # Claimed with SKIP LOCKED and stamped, so racing sweepers never re-drive the
-                # same run, and a run is re-driven once per redrive_after (doubling each time
-                # no pass finished since): a backlog is not multiplied.
-                "WITH c AS (SELECT id FROM {schema}.runs r WHERE r.status = 'running'"
-                " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)"
-                " AND (r.driven_at IS NULL OR r.driven_at"
-                " + %(redrive_after)s * power(2, least(r.redrives, 8))::integer <= %(now)s)"
-                " AND (r.lease_expires_at IS NOT NULL"  # a pass died holding the run
-                " OR (r.wake_at IS NOT NULL AND r.wake_at <= %(unsent_after)s)"  # lost timer
-                " OR (r.version > r.settled_version"  # a result no pass has seen
-                " AND r.updated_at <= %(result_after)s)"
-                " OR (r.wake_at IS NULL AND r.updated_at <= %(unsent_after)s"  # nothing queued
-                " AND NOT EXISTS (SELECT 1 FROM {schema}.steps s WHERE s.run_id = r.id"
-                " AND s.kind = 'rpc' AND s.status IN ('scheduled', 'running'))))"
-                " ORDER BY r.updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                " UPDATE {schema}.runs SET driven_at = %(now)s, redrives = redrives + 1"
-                " FROM c WHERE {schema}.runs.id = c.id RETURNING c.id"
-            ),
-            "stuck_steps": q(
-                "UPDATE {schema}.steps st SET updated_at = %(now)s FROM {schema}.runs r"
-                " WHERE (st.run_id, st.step_key) IN (SELECT s.run_id, s.step_key"
-                " FROM {schema}.steps s WHERE s.kind = 'rpc'"
-                " AND s.updated_at <= %(unsent_after)s AND (s.status = 'scheduled'"
-                " OR (s.status = 'running' AND s.lease_expires_at <= %(now)s))"
-                " ORDER BY s.updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                " AND r.id = st.run_id AND r.status = 'running'"
-                " RETURNING st.run_id, st.step_key, st.attempt"
-            ),
-            "cancel": q(
-                "WITH r AS (UPDATE {schema}.runs SET status = 'cancelled', error = %(error)s,"
-                " wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
-                " lease_token = lease_token + 1, version = version + 1, updated_at = %(now)s"
-                " WHERE id = %(run_id)s AND status IN ('running', 'suspended')"
-                f" RETURNING {_RUN_COLUMNS})"
-                + _CANCEL_WAITING_STEPS
-                + f" SELECT {_RUN_COLUMNS} FROM r"
-            ),
-        }
+        self._q = quoter(self.schema)
+        self._sql = statements(self.schema)
         if migrate:
             self.migrate()
 
@@ -402,9 +189,12 @@ class PostgresStore(Store):
             raise _unavailable(exc) from exc
 
     def _read(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
-        """``_fetchall`` for an idempotent read, asked once more when its connection failed
-        (the database restarted under it). Not on a pinned connection (the pass fails
-        instead), nor after the pool's whole timeout went by without a connection."""
+        """``_fetchall`` for an idempotent read, asked once more when its connection failed.
+
+        A failed connection means the database restarted under it. Not asked again on a pinned
+        connection (the pass fails instead), nor after the pool's whole timeout went by without
+        a connection.
+        """
         try:
             return self._fetchall(query, params)
         except StoreUnavailable as exc:
@@ -413,8 +203,11 @@ class PostgresStore(Store):
         return self._fetchall(query, params)
 
     def _check_on_checkout(self, conn: psycopg.Connection[Any]) -> None:
-        """psycopg_pool's check; and when it finds a dead connection, the server went away:
-        the other idle ones are tested at once, not one checkout (and back-off) at a time."""
+        """psycopg_pool's check; a dead connection gets the other idle ones tested at once.
+
+        A dead connection means the server went away: the idle ones are tested together, not one
+        checkout (and back-off) at a time.
+        """
         try:
             ConnectionPool.check_connection(conn)
         except psycopg.Error:
@@ -570,7 +363,7 @@ class PostgresStore(Store):
         query = sql.SQL(
             "SELECT {cols} FROM {schema}.runs {where} ORDER BY created_at DESC, id DESC LIMIT %s"
         ).format(
-            cols=sql.SQL(_RUN_COLUMNS),
+            cols=sql.SQL(RUN_COLUMNS),
             schema=sql.Identifier(self.schema),
             where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
         )

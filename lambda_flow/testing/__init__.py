@@ -1,5 +1,8 @@
-"""Helpers for testing workflows: a clock that skips time, crash injection, and replaying
-recorded histories (:func:`replay_history`) to catch changes that would break runs in flight."""
+"""Helpers for testing workflows.
+
+A clock that skips time, crash injection, and replaying recorded histories
+(:func:`replay_history`) to catch changes that would break runs in flight.
+"""
 
 from ..engine import replay_history
 from ._clock import TimeSkippingClock

@@ -41,9 +41,11 @@ class JobQueue(Protocol):
         ...
 
     def backlog(self) -> int | None:
-        """About how many orchestration requests wait to be handled now (due, not taken), or
+        """About how many orchestration requests wait to be handled now (due, not taken).
+
         None when the queue cannot tell. The sweeper holds back while there is a backlog: a run
-        that looks stuck most likely has its message waiting in it."""
+        that looks stuck most likely has its message waiting in it.
+        """
         ...
 
 

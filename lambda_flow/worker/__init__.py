@@ -1,5 +1,7 @@
-"""What drives passes and steps: the inline and remote drivers, the step runner, and the
-dispatcher that turns queue messages (and sweeps) into engine work.
+"""What drives passes and steps.
+
+The inline and remote drivers, the step runner, and the dispatcher that turns queue messages
+(and sweeps) into engine work.
 
 The Lambda handlers (:mod:`lambda_flow.aws`) and ``lambda-flow dev`` (:mod:`lambda_flow.local`)
 are thin loops over a :class:`Dispatcher`.

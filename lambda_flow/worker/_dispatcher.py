@@ -1,5 +1,7 @@
-"""What the queue consumers do with a message, shared by the Lambda handlers and the local
-runtime: orchestrate a run, run a step job, or sweep for work that lost its way."""
+"""What queue consumers do with a message, in the Lambda handlers and the local runtime alike.
+
+Orchestrate a run, run a step job, or sweep for work that lost its way.
+"""
 
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ class Dispatcher:
         backlog_after: timedelta = timedelta(minutes=15),
         limit: int = 100,
     ) -> SweepReport:
-        """Re-drive runs and step jobs that lost their way (invariant 6).
+        """Re-drive runs and step jobs that lost their way (invariant 6, docs/architecture.md).
 
         Passes that died holding a lease, timers due longer than ``unsent_after`` ago, results
         stored more than ``result_after`` ago that no pass has seen (a worker died before

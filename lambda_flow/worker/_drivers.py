@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 
 
 class InlineDriver(Driver):
-    """Everything in the calling process: ``start()`` drives the run until it completes, fails,
-    is cancelled or suspends; RPC steps run inside the pass; sleeps wait on the engine's clock."""
+    """Everything in the calling process.
+
+    ``start()`` drives the run until it completes, fails, is cancelled or suspends; RPC steps run
+    inside the pass; sleeps wait on the engine's clock.
+    """
 
     async def rpc_step(
         self, orchestration: OrchestrationPass, spec: StepSpec, record: StepRecord
@@ -65,9 +68,10 @@ class InlineDriver(Driver):
 
 
 class RemoteDriver(Driver):
-    """Work moves through ``queue``: passes and RPC step attempts are messages handled by
-    stateless consumers (:class:`~lambda_flow.worker.Dispatcher`), timers are delayed messages
-    or schedules.
+    """Work moves through ``queue``: passes and RPC step attempts are messages.
+
+    Stateless consumers (:class:`~lambda_flow.worker.Dispatcher`) handle them; timers are delayed
+    messages or schedules.
 
     Args:
         queue: the job queue (SQS on AWS, local queues in ``lambda-flow dev`` and tests).

@@ -74,7 +74,8 @@ class StepRunner:
                 extra={"run_id": run_id, "step": step_key, "attempt": attempt},
             )
             # A duplicate of a job whose worker stored the result and died before handing
-            # the run on: the run must not wait for some later timer (invariant 5).
+            # the run on: the run must not wait for some later timer (invariant 5,
+            # docs/architecture.md).
             if engine.store.needs_pass(run_id, now):
                 await self._hand_on(run_id)
             return JobResult.SKIPPED
@@ -125,8 +126,10 @@ class StepRunner:
         return outcome, JobResult.SUCCEEDED
 
     def _interrupted(self, claim: StepClaim) -> tuple[StepOutcome, JobResult]:
-        """The claim took over one whose worker died mid-attempt: that attempt is not run
-        again but counted as failed, and the retry policy decides what follows."""
+        """The claim took over one whose worker died mid-attempt: count that attempt as failed.
+
+        It is not run again; the retry policy decides what follows.
+        """
         error = ErrorInfo(
             type=StepInterrupted.__name__,
             message=f"attempt {claim.attempt} was started by {claim.interrupted_by} and never "

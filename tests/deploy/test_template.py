@@ -38,11 +38,11 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from lambda_flow import WorkflowService
-from lambda_flow.core import _config as core_config
 from lambda_flow.aws import config as aws_config
 from lambda_flow.aws.api import build_api
 from lambda_flow.aws.config import AwsSettings, trigger_workflow
 from lambda_flow.aws.observability import NAMESPACE
+from lambda_flow.core import _config as core_config
 from lambda_flow.store.postgres import PostgresStore
 from tests.deploy.stack import ACCOUNT, REGION, STACK, Deployment, load_template
 

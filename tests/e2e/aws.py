@@ -299,7 +299,7 @@ def lambda_context(function: str) -> LambdaContext:
 def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str) -> dict[str, Any]:
     """The event Lambda's SQS event source builds from received messages.
 
-    Shaped like ``tests/events/sqs_orchestrator.json`` (``sam local generate-event sqs
+    Shaped like ``events/sqs_orchestrator.json`` (``sam local generate-event sqs
     receive-message``); every field comes from the message as SQS returned it.
     """
     template = load_event("sqs_orchestrator")["Records"][0]
@@ -616,7 +616,7 @@ class Harness:
     def sweep(self) -> dict[str, Any]:
         """Invoke the sweeper as its EventBridge rate rule would."""
         result: dict[str, Any] = self.handlers["sweeper"].handler(
-            load_event("eventbridge_schedule"), lambda_context("sweeper")
+            load_event("schedule"), lambda_context("sweeper")
         )
         return result
 

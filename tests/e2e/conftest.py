@@ -106,7 +106,7 @@ class ApiResponse:
 
 
 class ApiClient:
-    """Sends payload-v2 events, built from ``tests/events/api_start.json``, to a handler.
+    """Sends payload-v2 events, built from ``events/api_start.json``, to a handler.
 
     Every request overrides the sample's method, path (``rawPath``, ``requestContext.http``,
     ``routeKey``, ``pathParameters`` as API Gateway would set them for the route), query, headers,

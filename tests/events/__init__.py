@@ -1,7 +1,8 @@
-"""Sample Lambda events, shaped like ``sam local generate-event`` output.
+"""The sample Lambda events of ``events/`` (shaped like ``sam local generate-event`` output).
 
-``api_*.json`` are API Gateway HTTP API (payload v2) requests. ``events/`` at the top of the
-repository keeps copies for ``sam local invoke -e events/...``; a test keeps the two alike.
+One folder serves ``sam local invoke -e events/...``, ``lambda-flow invoke -e events/...`` and
+the tests: ``api_*.json`` are API Gateway HTTP API (payload v2) requests, ``sqs_*.json`` SQS
+batches, ``schedule*.json`` and ``sweeper.json`` EventBridge scheduled events.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-EVENTS_DIR = Path(__file__).parent
+EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
+"""The repository's ``events/`` folder."""
 
 
 @cache

@@ -1,6 +1,9 @@
 """The public names are a contract: changing this list is a decision, not an accident."""
 
+import importlib
 import inspect
+
+import pytest
 
 import lambda_flow
 from lambda_flow import RunStatus, StepStatus, WorkflowContext, WorkflowService
@@ -56,3 +59,54 @@ def test_control_signals_escape_except_exception() -> None:
     for signal in (EngineSignal, CancelSignal, SuspendSignal):
         assert not issubclass(signal, Exception)
     assert issubclass(lambda_flow.LambdaFlowError, Exception)
+
+
+PACKAGE_SURFACES = {
+    "lambda_flow.core": {
+        "ANY_CODEC", "AccessRequest", "Caller", "CancelSignal", "Clock", "Codec",
+        "ConfigurationError", "DEFAULT_DATA_DIR", "DEFAULT_SCHEMA", "Duration", "ENV_APP",
+        "ENV_DATABASE_URL", "ENV_DATA_DIR", "ENV_SCHEMA", "EngineSignal", "ErrorInfo",
+        "FunctionNotFound", "InvalidDuration", "InvalidInput", "InvalidMessage", "InvalidRunState",
+        "LambdaFlowError", "LeaseLost", "MAX_DURATION", "NonDeterminismError", "NonRetryableError",
+        "Run", "RunCancelled", "RunFailed", "RunNotFound", "RunStatus", "RunSuspended",
+        "RunTimedOut", "StepAttempt", "StepFailed", "StepInterrupted", "StepKind", "StepStatus",
+        "StoreUnavailable", "SuspendSignal", "SystemClock", "WorkflowNotFound", "codec_for",
+        "parse_duration", "resolve_hints", "run_sync", "setting",
+    },
+    "lambda_flow.engine": {
+        "Driver", "Engine", "FORMAT", "Flow", "FunctionDef", "LoggingObserver", "Observer",
+        "OrchestrationPass", "StepInfo", "StepSpec", "WorkflowContext", "WorkflowDef",
+        "current_step", "export_run", "is_final", "load_flow", "replay_history", "run_fields",
+        "running_step", "step_fields",
+    },
+    "lambda_flow.worker": {
+        "Body", "Dispatcher", "InlineDriver", "JobResult", "RemoteDriver", "Serviced",
+        "StepRunner", "SweepReport", "driver_for",
+    },
+    "lambda_flow.service": {"WorkflowService"},
+    "lambda_flow.testing": {
+        "CrashBeforeWrite", "SimulatedCrash", "TimeSkippingClock", "replay_history",
+    },
+    "lambda_flow.graph": {
+        "Flow", "Graph", "GraphDefinitionError", "GraphInputError", "GraphNode", "NodeConfig",
+        "Ref", "branch", "define_graph", "ref",
+    },
+    "lambda_flow.cli": {"main"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGE_SURFACES))
+def test_each_public_package_surface_is_pinned(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == PACKAGE_SURFACES[package]
+    for name in module.__all__:
+        assert hasattr(module, name), f"{package}.{name}"
+
+
+def test_the_top_level_names_are_the_parts_own() -> None:
+    import lambda_flow.core
+    import lambda_flow.graph
+
+    assert lambda_flow.Flow is lambda_flow.graph.Flow
+    assert lambda_flow.RunStatus is lambda_flow.core.RunStatus
+    assert lambda_flow.WorkflowService.__module__.startswith("lambda_flow.service")

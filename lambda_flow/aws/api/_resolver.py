@@ -59,16 +59,13 @@ def build_api(
         poll_interval: how often ``/run`` looks at the run in remote mode.
         logger: where requests and errors are logged (the handler's Powertools Logger).
 
+    Returns:
+        The resolver, with every route and error answer registered.
+
     Raises:
         ConfigurationError: ``flow`` is not the service's flow, or a limit is not positive.
     """
-    if flow is not service.flow:
-        raise ConfigurationError("build_api needs the Flow the service was built with")
-    if max_body_bytes <= 0:
-        raise ConfigurationError(f"max_body_bytes must be positive, got {max_body_bytes}")
-    poll = parse_duration(poll_interval)
-    if poll <= timedelta(0):
-        raise ConfigurationError("poll_interval must be positive")
+    poll = _checked_options(service, flow, max_body_bytes=max_body_bytes, poll=poll_interval)
     app = APIGatewayHttpResolver(enable_validation=True)
     routes = _WorkflowRoutes(
         app,
@@ -79,6 +76,42 @@ def build_api(
         poll=poll,
         log=logger or logging.getLogger(_LOGGER_NAME),
     )
+    _add_workflow_routes(routes)
+    _add_run_routes(routes)
+    _add_meta_routes(routes)
+    _add_error_answers(app, routes)
+    return app
+
+
+def _checked_options(
+    service: WorkflowService, flow: Flow, *, max_body_bytes: int, poll: Duration
+) -> timedelta:
+    """Refuse options the API cannot work with, before anything is built.
+
+    Args:
+        service: the service the API serves.
+        flow: the Flow the caller says the service was built with.
+        max_body_bytes: the largest request body.
+        poll: how often ``/run`` looks at the run.
+
+    Returns:
+        The poll interval, parsed.
+
+    Raises:
+        ConfigurationError: ``flow`` is not the service's flow, or a limit is not positive.
+    """
+    if flow is not service.flow:
+        raise ConfigurationError("build_api needs the Flow the service was built with")
+    if max_body_bytes <= 0:
+        raise ConfigurationError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    interval = parse_duration(poll)
+    if interval <= timedelta(0):
+        raise ConfigurationError("poll_interval must be positive")
+    return interval
+
+
+def _add_workflow_routes(routes: _WorkflowRoutes) -> None:
+    """``POST /workflows/<name>/start`` and ``POST /workflows/<name>/run``."""
     routes.route(
         "POST",
         "/workflows/<name>/start",
@@ -103,6 +136,10 @@ def build_api(
         ),
         openapi_extensions=_INPUT_BODY,
     )(routes.run_workflow)
+
+
+def _add_run_routes(routes: _WorkflowRoutes) -> None:
+    """Reading, listing, resuming and cancelling runs under ``/runs``."""
     routes.route(
         "GET",
         "/runs/<run_id>",
@@ -144,10 +181,17 @@ def build_api(
         responses=_responses([(200, RunView, "The cancelled run")], 400, 401, 403, 404, 409, 413),
         openapi_extensions=_CANCEL_BODY,
     )(routes.cancel_run)
+
+
+def _add_meta_routes(routes: _WorkflowRoutes) -> None:
+    """``GET /openapi.json``: the API's own description, served without a caller."""
     routes.route("GET", "/openapi.json", summary="This OpenAPI document", tags=["meta"])(
         routes.openapi
     )
 
+
+def _add_error_answers(app: APIGatewayHttpResolver, routes: _WorkflowRoutes) -> None:
+    """Map each error to its answer; Powertools picks the handler of the closest base class."""
     handlers: list[tuple[type[Exception], Callable[[Any], Response[Any]]]] = [
         (HttpError, routes.http_error),
         (InvalidInput, routes.invalid_input),
@@ -162,4 +206,3 @@ def build_api(
     ]
     for error_type, handler in handlers:
         app.exception_handler(error_type)(handler)
-    return app

@@ -1,0 +1,1 @@
+"""The numbered SQL migrations of the Postgres schema, applied in order."""

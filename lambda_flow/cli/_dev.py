@@ -1,0 +1,79 @@
+"""The local runtime commands: ``dev`` serves the whole stack, ``invoke`` runs one handler once."""
+
+from __future__ import annotations
+
+from ..core import setting
+from ._output import to_json
+from ._session import EXIT_OK, AddCommand, Session, read_json_file
+
+
+def _cmd_dev(session: Session) -> int:
+    from ..core import parse_duration
+    from ..local.dev import LOCAL_IDENTITY, DevRuntime, aws_clients_from_environment
+
+    args = session.args
+    flow = session.app()
+    sqs, scheduler = aws_clients_from_environment()
+    runtime = DevRuntime(
+        flow,
+        database_url=session.database_url(),
+        schema=session.schema(),
+        host=args.host,
+        port=args.port,
+        identity=None if args.anonymous else LOCAL_IDENTITY,
+        allow_anonymous=args.anonymous,
+        sweep_every=parse_duration(args.sweep_every),
+        sqs_client=sqs,
+        scheduler_client=scheduler,
+    )
+    queues = "SQS and Scheduler at $AWS_ENDPOINT_URL" if sqs is not None else "local queues"
+    runtime.serve_until_stopped(queues)
+    return EXIT_OK
+
+
+def _cmd_invoke(session: Session) -> int:
+    from ..local.invoke import invoke
+
+    args = session.args
+    event = read_json_file(args.event, "event")
+    result = invoke(
+        args.function,
+        event,
+        flow=session.app(),
+        database_url=session.database_url(),
+        schema=session.schema(),
+        workflow=args.workflow or setting(None, "LAMBDA_FLOW_TRIGGER_WORKFLOW"),
+    )
+    print(to_json({"response": result.response, "queued": result.queued}))
+    return EXIT_OK
+
+
+def add_dev(command: AddCommand) -> None:
+    """Add ``dev [--host HOST] [--port PORT] [--sweep-every DURATION] [--anonymous]``."""
+    dev = command(
+        "dev",
+        _cmd_dev,
+        "serve the API on a loopback port and run queues, workers, timers and the sweeper "
+        "in this process (no Docker, no AWS account)",
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    dev.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    dev.add_argument("--sweep-every", default="30s", metavar="DURATION", help="sweeper interval")
+    dev.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="send requests without the local IAM caller (and let them through)",
+    )
+
+
+def add_invoke(command: AddCommand) -> None:
+    """Add ``invoke FUNCTION -e FILE [--workflow NAME]``."""
+    invoke = command(
+        "invoke",
+        _cmd_invoke,
+        "run one function's handler on one event, like `sam local invoke` (no Docker)",
+    )
+    invoke.add_argument("function", metavar="FUNCTION", help="Api, Orchestrator, StepWorker, "
+                        "Sweeper, QueueStart or ScheduleStart")  # fmt: skip
+    invoke.add_argument("-e", "--event", required=True, metavar="FILE", help="the event (JSON)")
+    invoke.add_argument("--workflow", help="the workflow QueueStart/ScheduleStart start")
