@@ -113,10 +113,12 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], limit: float = 60.0) -
 
 
 # -- schemathesis ---------------------------------------------------------------------------------
-def schemathesis_pass(base_url: str, examples: int, tally: Tally) -> list[str]:
-    """Valid and invalid requests for every operation; problems running it, if any."""
+def schemathesis_pass(base_url: str, examples: int, tally: Tally, seed: int) -> list[str]:
+    """Valid and invalid requests for every operation (reproducible from ``seed``); problems
+    running it, if any."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as use_seed
     from schemathesis import GenerationMode
 
     problems: list[str] = []
@@ -125,6 +127,7 @@ def schemathesis_pass(base_url: str, examples: int, tally: Tally) -> list[str]:
         operation: Any = result.ok()  # type: ignore[union-attr]
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
+            @use_seed(seed)
             @given(case=operation.as_strategy(generation_mode=mode))
             @settings(
                 max_examples=examples,
@@ -148,9 +151,8 @@ def schemathesis_pass(base_url: str, examples: int, tally: Tally) -> list[str]:
             try:
                 probe()
             except Exception as exc:  # noqa: BLE001 - generation trouble is reported, not fatal
-                problems.append(
-                    f"{operation.label} {mode.value}: {type(exc).__name__}: {exc}"[:200]
-                )
+                reason = str(exc).split(".")[0]
+                problems.append(f"{operation.label} {mode.value}: {type(exc).__name__}: {reason}")
     return problems
 
 
@@ -262,7 +264,8 @@ def http_fuzz(suite: Suite) -> Figures:
         log = stage.deployment.folder / "dev.log"
         engine = stage.deployment.environment["CHAOS_ENGINE_ROOT"]
         with dev_server(stage.deployment.database_url, dev_schema, log, engine) as dev_url:
-            problems = schemathesis_pass(dev_url, suite.sizes.fuzz_examples, tally)
+            seed = suite.rng.randrange(1 << 32)
+            problems = schemathesis_pass(dev_url, suite.sizes.fuzz_examples, tally, seed)
             hand_made(dev_url, BODY_CASES + PROTOCOL_CASES, tally, "dev")
         hand_made(stage.deployment.api_url, BODY_CASES, tally, "api handler")
         figures = stage.figures
