@@ -330,8 +330,8 @@ ERRORS = {
     ),
     "app without a colon": (
         ("start", "double"),
-        "tests.functional.test_cli",
-        "error: --app must look like 'module:attribute', got 'tests.functional.test_cli'",
+        "tests.functional.cli.test_cli",
+        "error: --app must look like 'module:attribute', got 'tests.functional.cli.test_cli'",
     ),
     "app module missing": (
         ("start", "double"),

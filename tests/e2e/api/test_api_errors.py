@@ -16,8 +16,8 @@ from lambda_flow import Flow, PostgresStore, WorkflowContext, WorkflowService, p
 from lambda_flow.aws.api import build_api
 from lambda_flow.testing import TimeSkippingClock
 from tests.conftest import PrivatePostgres
+from tests.e2e.api.test_api import error_of
 from tests.e2e.conftest import ApiClient, FakeLambdaContext
-from tests.e2e.test_api import error_of
 
 TOO_LONG = ["99999999999999d", "9" * 400, "99999999999999999999999999999ms"]
 

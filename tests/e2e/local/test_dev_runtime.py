@@ -12,12 +12,11 @@ import threading
 import time
 import urllib.request
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
 
 
 def _request(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from lambda_flow.cli import main
+from tests import ROOT
 from tests.conftest import count_rows
 
-ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 
 

@@ -20,8 +20,9 @@ from lambda_flow import (
     WorkflowService,
 )
 from lambda_flow.testing import replay_history
+from tests import ROOT
 
-HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+HISTORIES = ROOT / "tests" / "histories"
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from lambda_flow.testing import SimulatedCrash, TimeSkippingClock, replay_histor
 from lambda_flow.transport.base import StepJob
 from lambda_flow.transport.local import LocalQueue
 from lambda_flow.worker import Dispatcher
-from tests.functional.test_remote import deliver, drain
+from tests.functional.worker.test_remote import deliver, drain
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from lambda_flow import (
 from lambda_flow.aws.api import build_api, caller_from_event
 from lambda_flow.testing import TimeSkippingClock
 from lambda_flow.transport.base import StepJob
+from tests import ROOT
 from tests.e2e.conftest import (
     ANONYMOUS,
     ApiClient,
@@ -892,7 +892,7 @@ async def quick_onboarding(wf: WorkflowContext, data: dict[str, Any]) -> dict[st
 def handler_client(
     api_handler_env: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
 ) -> ApiClient:
-    api_handler_env.setenv("LAMBDA_FLOW_APP", "tests.e2e.test_api:HANDLER_FLOW")
+    api_handler_env.setenv("LAMBDA_FLOW_APP", "tests.e2e.api.test_api:HANDLER_FLOW")
     return ApiClient(api_handler.handler, lambda_context)
 
 
@@ -951,7 +951,7 @@ def test_the_handler_fails_loudly_without_settings(
 
 def test_the_tests_send_the_sam_sample_events() -> None:
     # One folder of events: what `sam local invoke -e events/...` gets is what the tests send.
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
 
     assert root / "events" == EVENTS_DIR
     assert list((root / "tests" / "events").glob("*.json")) == []

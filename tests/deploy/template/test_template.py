@@ -7,8 +7,8 @@ Nothing here needs Docker or an AWS account; ``sam build`` needs PyPI (it fetche
   and aws-sam-translator pin boto3 and pydantic, so they stay out of the project's venv. Without
   that venv, these checks and the ones reading the translated template skip, saying so.
 - What the template promises is checked on the translated template, the plain CloudFormation that
-  gets deployed, resolved for chosen parameters (:class:`tests.deploy.stack.Deployment`): the
-  settings the code requires, visibility timeouts against function timeouts, redrive against
+  gets deployed, resolved for chosen parameters (:class:`~tests.deploy.template.stack.Deployment`):
+  the settings the code requires, visibility timeouts against function timeouts, redrive against
   ``LAMBDA_FLOW_MAX_RECEIVES``, partial batch failures, who may send where, who may create
   schedules, and what the scheduler's role may do.
 - Every function's handler is imported and invoked the way Lambda runs it: from the ``sam build``
@@ -44,9 +44,9 @@ from lambda_flow.aws.config import AwsSettings, trigger_workflow
 from lambda_flow.aws.observability import NAMESPACE
 from lambda_flow.core import _config as core_config
 from lambda_flow.store.postgres import PostgresStore
-from tests.deploy.stack import ACCOUNT, REGION, STACK, Deployment, load_template
+from tests import ROOT
+from tests.deploy.template.stack import ACCOUNT, REGION, STACK, Deployment, load_template
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 TEMPLATE = ROOT / "template.yaml"
 DATABASE_STACK = ROOT / "infra" / "database.yaml"
