@@ -16,16 +16,22 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/lambda-flow demo
+	@echo
+	@echo "The CLI is installed in $(VENV)/bin: call it as $(VENV)/bin/lambda-flow (e.g."
+	@echo "  $(VENV)/bin/lambda-flow runs), or run 'source $(VENV)/bin/activate' to call it as lambda-flow."
+	@echo "Runs live in the embedded Postgres in \$$LAMBDA_FLOW_HOME (default: your user data dir),"
+	@echo "left running for the next command: $(VENV)/bin/lambda-flow db status | db stop."
 
 test: lint typecheck pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check lambda_flow handlers
+	$(PY) -m ruff format --check lambda_flow
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
+	$(PY) -m mypy tests/typing  # what users' type checkers see of the public API
 
 pytest: $(STAMP)
 	$(PY) -m pytest
@@ -97,10 +103,12 @@ sam-build: $(SAM_STAMP)
 
 # `sam build` runs these (BuildMethod: makefile in template.yaml), in this folder
 # (build_in_source in samconfig.toml), with ARTIFACTS_DIR set to where the artifact goes.
-# A function's artifact is its code: lambda_flow/, handlers/ and the application's packages.
-# Name yours in APP_PACKAGES (here, or `APP_PACKAGES="myapp" sam build`).
+# A function's artifact is its code: lambda_flow/ (its handlers are lambda_flow/handlers/) and
+# the application's packages. Name yours in APP_PACKAGES (here, or `APP_PACKAGES="myapp" sam
+# build`). A project of its own (`lambda-flow init`) gets lambda_flow from its requirements.txt
+# in the layer instead.
 APP_PACKAGES    ?= examples
-FUNCTION_CODE   := lambda_flow handlers $(APP_PACKAGES)
+FUNCTION_CODE   := lambda_flow $(APP_PACKAGES)
 # The layer holds requirements.txt's wheels for the Lambda runtime, whatever Python and machine
 # run the build: keep these in step with Runtime and Architectures in template.yaml.
 LAMBDA_PYTHON   := 3.13

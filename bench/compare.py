@@ -15,7 +15,8 @@ Workloads (see docs/performance.md for the method):
                  (passes counted), and in one process against DBOS's asyncio.gather
   d  replay      CPU time of one pass replaying 10,000 recorded steps
   e  onboarding  the example workflow through the Lambda handlers on moto (bench/remote_steps.py)
-  f  cold start  ``python -X importtime`` of each handlers/ module; peak memory of one pass
+  f  cold start  ``python -X importtime`` of each lambda_flow.handlers module; peak memory
+                 of one pass
 
 Writes ``bench/results.json`` (every run and the medians) and ``bench/results.md`` (the table),
 and prints the table with the lambda-flow / DBOS ratios and each target's verdict.

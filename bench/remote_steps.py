@@ -2,9 +2,9 @@
 
 ``python -m bench.remote_steps`` runs the onboarding workflow of ``tests/e2e/app.py`` (RPC steps
 create_profile, send_email (fails its first attempt, retried after 1s) and provision; an inline
-step; a 5-minute sleep) exactly as ``tests/e2e/handlers/test_queues.py``'s budget test does: an in-process
-moto server holds the SQS queues and the Scheduler group, the real handler modules
-(``handlers.orchestrator``, ``handlers.step_worker``) are called with the events Lambda would
+step; a 5-minute sleep) exactly as ``tests/e2e/handlers/test_queues.py``'s budget test does:
+an in-process moto server holds the SQS queues and the Scheduler group, the real handler modules
+(``lambda_flow.handlers.orchestrator``, ``step_worker``) are called with the events Lambda would
 build from the received messages, and a time-skipping clock stands in for the waits. The
 database is a private embedded Postgres in a temporary folder (or ``--database-url``), with a
 fresh schema dropped afterwards.

@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         "--engine",
         type=Path,
         default=REPO,
-        help="folder whose lambda_flow/ and handlers/ the workers run (default: this checkout)",
+        help="folder whose lambda_flow/ (handlers included) the workers run (default: here)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the table")
     parser.add_argument("--keep", action="store_true", help="keep worker logs and counters")
@@ -77,7 +77,7 @@ def _engine_version(root: Path) -> str:
         ).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "lambda_flow", "handlers")
+    dirty = git("status", "--porcelain", "--", "lambda_flow", "handlers")  # an old engine's too
     return f"{commit}{' with uncommitted changes' if dirty else ''}"
 
 
@@ -92,7 +92,7 @@ def _report(rows: list[Figures], options: argparse.Namespace, seed: int) -> str:
         f"{'' if options.engine.resolve() == REPO else f' --engine {options.engine}'}`"
         f" on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.python_version()},"
         f" {os.cpu_count()} CPUs, load average after the run"
-        f" {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; engine (lambda_flow/, handlers/)"
+        f" {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; engine (lambda_flow/)"
         f" at {_engine_version(options.engine)}.",
         "",
         render_markdown(rows),

@@ -1,8 +1,9 @@
 """Which engine the suite runs: this checkout, or another folder (``--engine``).
 
 The project's editable install puts a finder for ``lambda_flow`` ahead of ``PYTHONPATH``; to run
-another checkout's ``lambda_flow/`` and ``handlers/`` (a ``git worktree`` of another commit), a
-process drops that finder and puts the folder first, before anything imports the engine.
+another checkout's ``lambda_flow/`` (and its ``handlers/``, from before they moved into the
+package; a ``git worktree`` of another commit), a process drops that finder and puts the folder
+first, before anything imports the engine.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def _editable(finder: object) -> bool:
 
 
 def use_engine(root: str | None) -> None:
-    """Import ``lambda_flow`` and ``handlers`` from ``root`` here (None: as installed)."""
+    """Import ``lambda_flow`` (and an old ``handlers``) from ``root`` here (None: as installed)."""
     if not root:
         return
     sys.meta_path[:] = [finder for finder in sys.meta_path if not _editable(finder)]

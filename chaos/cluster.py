@@ -190,7 +190,7 @@ class Cluster:
     """Postgres and moto for the whole suite, and a scratch folder for logs and counters.
 
     Args:
-        engine_root: the folder whose ``lambda_flow/`` and ``handlers/`` the workers import
+        engine_root: the folder whose ``lambda_flow/`` (and its handlers) the workers import
             (the repository by default; a ``git worktree`` of another commit to compare).
     """
 

@@ -2,11 +2,12 @@
 
 Two servers answer: ``lambda-flow dev`` (the product's local server, in front of the same
 resolver as the Api function, on local queues) and the ``api`` chaos worker serving
-``handlers.api.handler`` in remote mode. schemathesis generates valid and invalid requests for
-every operation of the dev server's OpenAPI document; the hand-made requests add what a schema
-cannot describe: bad JSON, durations too large for ``timedelta``, bad ``Content-Length``,
-TRACE/OPTIONS, bodies that are not UTF-8 or too large. Every answer of 500-599 (a 503 with
-``Retry-After`` aside), and every request left without an answer, counts as a 5xx.
+``lambda_flow.handlers.api.handler`` in remote mode. schemathesis generates valid and invalid
+requests for every operation of the dev server's OpenAPI document; the hand-made requests add
+what a schema cannot describe: bad JSON, durations too large for ``timedelta``, bad
+``Content-Length``, TRACE/OPTIONS, bodies that are not UTF-8 or too large. Every answer of
+500-599 (a 503 with ``Retry-After`` aside), and every request left without an answer, counts as
+a 5xx.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ def hand_made(base_url: str, cases: list[tuple[str, bytes]], tally: Tally, serve
 # -- the scenario ---------------------------------------------------------------------------------
 def http_fuzz(suite: Suite) -> Figures:
     """(h) schemathesis and hand-made bad requests against ``lambda-flow dev`` and the
-    ``handlers.api`` worker; every 5xx or missing answer counts."""
+    ``lambda_flow.handlers.api`` worker; every 5xx or missing answer counts."""
     with suite.stage("http_fuzz") as stage:
         stage.fleet.spawn("runtime")
         stage.fleet.spawn("sweeper")

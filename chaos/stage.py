@@ -39,7 +39,7 @@ def is_server_error(answer: Answer) -> bool:
 
 
 class ApiClient:
-    """Talks to the ``api`` worker (``handlers.api``); counts server errors."""
+    """Talks to the ``api`` worker (``lambda_flow.handlers.api``); counts server errors."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url

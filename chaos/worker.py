@@ -3,13 +3,16 @@
 Plays Lambda's part for the real handler modules, as their event source mappings would:
 
 - ``runtime``: polls the orchestrator and step queues in moto in turn, builds the SQS event
-  Lambda builds, calls ``handlers.orchestrator.handler`` or ``handlers.step_worker.handler``,
+  Lambda builds, calls ``lambda_flow.handlers.orchestrator.handler`` or ``step_worker.handler``,
   deletes what succeeded and leaves the reported failures to come back after the visibility
   timeout;
-- ``sweeper``: calls ``handlers.sweeper.handler`` every ``CHAOS_SWEEP_EVERY`` seconds, as its
-  rate rule would;
-- ``api``: serves ``handlers.api.handler`` over HTTP on ``CHAOS_API_PORT`` (API Gateway v2
-  events, anonymous callers allowed).
+- ``sweeper``: calls ``lambda_flow.handlers.sweeper.handler`` every ``CHAOS_SWEEP_EVERY``
+  seconds, as its rate rule would;
+- ``api``: serves ``lambda_flow.handlers.api.handler`` over HTTP on ``CHAOS_API_PORT`` (API
+  Gateway v2 events, anonymous callers allowed).
+
+An ``--engine`` checkout from before the handlers moved into the package has them in a top-level
+``handlers/`` folder; the workers find them there too.
 
 The handlers' settings come from the environment (``LAMBDA_FLOW_*``, see
 ``lambda_flow/aws/config.py``). Knobs of the harness (all optional): ``CHAOS_LEASE_TTL`` and
@@ -107,7 +110,12 @@ def _seconds(name: str) -> float | None:
 def _load(name: str) -> ModuleType:
     import importlib
 
-    return importlib.import_module(f"handlers.{name}")
+    try:
+        return importlib.import_module(f"lambda_flow.handlers.{name}")
+    except ModuleNotFoundError as exc:  # an older engine: handlers/ beside lambda_flow/
+        if exc.name not in ("lambda_flow.handlers", f"lambda_flow.handlers.{name}"):
+            raise
+        return importlib.import_module(f"handlers.{name}")
 
 
 def _tune(runtime: Any) -> None:
@@ -356,7 +364,7 @@ def _api_request_handler(handler: Handler, probe: Probe) -> type[BaseHTTPRequest
 
 
 def serve_api(probe: Probe) -> None:
-    """The ``api`` role: ``handlers.api.handler`` behind a loopback HTTP server."""
+    """The ``api`` role: ``lambda_flow.handlers.api.handler`` behind a loopback HTTP server."""
     api = _load("api")
     api.get_app()  # builds the runtime now, as a cold start in Lambda does
     runtime = api._built.runtime

@@ -17,6 +17,10 @@ from lambda_flow.testing import TimeSkippingClock
 
 _KINDS = ("unit", "functional", "e2e", "deploy")
 
+# pytester runs user test files against lambda-flow's own pytest plugin (lambda_flow.testing.plugin,
+# loaded from its pytest11 entry point like in any project that installs lambda-flow).
+pytest_plugins = ["pytester"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its kind, the folder it lives in: ``pytest -m "not e2e"`` works."""
@@ -24,6 +28,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         kind = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
         if kind in _KINDS:
             item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_lambda_flow_home() -> Iterator[None]:
+    """Tests never see the user's ``LAMBDA_FLOW_HOME`` (embedded Postgres, ``dev.json``)."""
+    previous = os.environ.get("LAMBDA_FLOW_HOME")
+    os.environ["LAMBDA_FLOW_HOME"] = tempfile.mkdtemp(prefix="lambda-flow-home-")
+    yield
+    if previous is None:
+        os.environ.pop("LAMBDA_FLOW_HOME", None)
+    else:
+        os.environ["LAMBDA_FLOW_HOME"] = previous
 
 
 def private_data_dir() -> Path:
@@ -36,14 +52,10 @@ def private_data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    """``LAMBDA_FLOW_TEST_DATABASE_URL`` if set, else a private embedded Postgres."""
-    url = os.environ.get("LAMBDA_FLOW_TEST_DATABASE_URL")
-    if url:
-        return url
-    from lambda_flow.store.embedded import embedded_database_url
-
-    return embedded_database_url(private_data_dir(), delete_on_exit=True)
+def database_url(lf_database_url: str) -> str:
+    """``LAMBDA_FLOW_TEST_DATABASE_URL`` if set, else a private embedded Postgres: the one the
+    lambda-flow pytest plugin (``lambda_flow.testing.plugin``) starts for the session."""
+    return lf_database_url
 
 
 class PrivatePostgres:

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from ..core import RunStatus, StepKind, StepStatus
+from ..core import ErrorInfo, RunStatus, StepKind, StepStatus
 from ..engine import StepInfo, run_fields, step_fields
 
 NAMESPACE = "LambdaFlow"
@@ -40,7 +40,13 @@ class PowertoolsObserver:
             self.logger.remove_keys(["step"])
 
     def step_finished(
-        self, info: StepInfo, kind: StepKind, status: StepStatus, *, retrying: bool
+        self,
+        info: StepInfo,
+        kind: StepKind,
+        status: StepStatus,
+        *,
+        retrying: bool,
+        error: ErrorInfo | None = None,
     ) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
@@ -51,7 +57,8 @@ class PowertoolsObserver:
         )
         self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         self.logger.info(
-            "step attempt finished", extra=step_fields(info, kind, status, retrying=retrying)
+            "step attempt finished",
+            extra=step_fields(info, kind, status, retrying=retrying, error=error),
         )
 
     def run_finished(

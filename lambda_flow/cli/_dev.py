@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from ..core import setting
 from ._output import to_json
-from ._session import EXIT_OK, AddCommand, Session, read_json_file
+from ._session import EXIT_OK, AddCommand, CommandError, Session, read_json_file
+
+
+def _require_local_extra(command: str) -> None:
+    """Refuse in one line when the handlers' packages (the ``aws`` extra) are missing."""
+    if importlib.util.find_spec("aws_lambda_powertools") is None:
+        raise CommandError(
+            f"lambda-flow {command} runs the Lambda handlers' code: "
+            "pip install 'lambda-flow[local]' (it brings the aws extra)"
+        )
 
 
 def _cmd_dev(session: Session) -> int:
+    _require_local_extra("dev")
     from ..core import parse_duration
     from ..local.dev import LOCAL_IDENTITY, DevRuntime, aws_clients_from_environment
 
     args = session.args
     flow = session.app()
     sqs, scheduler = aws_clients_from_environment()
+    pools = {
+        name: value
+        for name, value in (
+            ("step_workers", args.step_workers),
+            ("orchestrators", args.orchestrators),
+        )
+        if value is not None  # else the runtime's defaults
+    }
     runtime = DevRuntime(
         flow,
+        **pools,
         database_url=session.database_url(),
         schema=session.schema(),
         host=args.host,
@@ -32,6 +53,7 @@ def _cmd_dev(session: Session) -> int:
 
 
 def _cmd_invoke(session: Session) -> int:
+    _require_local_extra("invoke")
     from ..local.invoke import invoke
 
     args = session.args
@@ -59,6 +81,12 @@ def add_dev(command: AddCommand) -> None:
     dev.add_argument("--host", default="127.0.0.1", help="address to listen on")
     dev.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     dev.add_argument("--sweep-every", default="30s", metavar="DURATION", help="sweeper interval")
+    dev.add_argument(
+        "--step-workers", type=int, metavar="N", help="threads running step jobs (default 10)"
+    )
+    dev.add_argument(
+        "--orchestrators", type=int, metavar="N", help="threads running passes (default 4)"
+    )
     dev.add_argument(
         "--anonymous",
         action="store_true",

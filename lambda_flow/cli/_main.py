@@ -15,6 +15,7 @@ module (``_runs``, ``_histories``, ``_graph``, ``_dev``, ``_demo``) over the ``_
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -22,13 +23,24 @@ from typing import Any, NoReturn
 import psycopg
 
 from ..core import DEFAULT_SCHEMA, ENV_APP, ENV_SCHEMA, Clock, LambdaFlowError
+from ._db import add_db
 from ._demo import add_demo
 from ._dev import add_dev, add_invoke
 from ._graph import add_graph
 from ._histories import add_export, add_replay
+from ._init import add_init
 from ._output import one_line
-from ._runs import add_cancel, add_history, add_resume, add_runs, add_start, add_status
+from ._runs import (
+    add_cancel,
+    add_history,
+    add_resume,
+    add_run,
+    add_runs,
+    add_start,
+    add_status,
+)
 from ._session import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RUN_FAILED,
     EXIT_USAGE,
@@ -37,10 +49,14 @@ from ._session import (
     Handler,
     Session,
 )
+from ._watch import add_watch
 
 _COMMANDS: tuple[Callable[[AddCommand], None], ...] = (
     add_demo,
+    add_init,
     add_start,
+    add_run,
+    add_watch,
     add_status,
     add_history,
     add_runs,
@@ -51,6 +67,7 @@ _COMMANDS: tuple[Callable[[AddCommand], None], ...] = (
     add_export,
     add_replay,
     add_cancel,
+    add_db,
 )
 """Every command, in the order ``lambda-flow --help`` lists them."""
 
@@ -139,8 +156,24 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         return _error(str(exc), EXIT_USAGE)
     except psycopg.Error as exc:  # includes the pool's timeout when the server is unreachable
         return _error(f"database: {one_line(str(exc))}", EXIT_RUN_FAILED)
+    except KeyboardInterrupt:  # commands that wait on a run say more themselves
+        return _error("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:  # `lambda-flow runs | head`: the reader has gone, stop quietly
+        _silence_stdout()
+        return EXIT_OK
     finally:
         session.close()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail again."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

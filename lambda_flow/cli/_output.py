@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..core import Run, RunStatus, StepAttempt
+from ..core import Run, RunStatus, StepAttempt, StepKind, StepStatus
 from ._session import EXIT_OK, EXIT_RUN_FAILED
 
 
@@ -59,8 +59,13 @@ def timestamp(value: datetime | None) -> str:
     return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def history_table(history: Sequence[StepAttempt]) -> str:
-    """Every attempt of every step as a table, one row per attempt."""
+def history_table(history: Sequence[StepAttempt], *, tracebacks: bool = False) -> str:
+    """Every attempt of every step as a table, one row per attempt.
+
+    Args:
+        history: the attempts, oldest first.
+        tracebacks: print each failed attempt's stored traceback, indented, under its row.
+    """
     rows = [
         [
             a.step_key,
@@ -72,7 +77,17 @@ def history_table(history: Sequence[StepAttempt]) -> str:
         ]
         for a in history
     ]
-    return table(["STEP", "KIND", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows)
+    text = table(["STEP", "KIND", "STATUS", "ATTEMPT", "DURATION", "ERROR"], rows)
+    if not tracebacks:
+        return text
+    lines = text.splitlines()
+    out = lines[:1]
+    for line, attempt in zip(lines[1:], history, strict=True):
+        out.append(line)
+        trace = attempt.error.traceback if attempt.error else None
+        if trace:
+            out.extend("    " + t for t in trace.rstrip().splitlines())
+    return "\n".join(out)
 
 
 def runs_table(runs: Sequence[Run]) -> str:
@@ -89,24 +104,60 @@ def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
-def print_run_head(run: Run) -> None:
+def print_run_head(run: Run, *, with_id: bool = True) -> None:
     """Print a run's id and status, and its error if it has one."""
-    print(f"run_id  {run.id}")
+    if with_id:
+        print(f"run_id  {run.id}")
     print(f"status  {run.status.value}")
     if run.error is not None:
         print(f"error   {one_line(str(run.error))}")
 
 
-def print_outcome(run: Run) -> int:
+def outcome_code(run: Run) -> int:
+    """The exit code for a run's outcome: 1 when it failed, else 0."""
+    return EXIT_RUN_FAILED if run.status is RunStatus.FAILED else EXIT_OK
+
+
+def print_outcome(run: Run, *, with_id: bool = True) -> int:
     """Print a run's id, status, error and output.
 
     Args:
         run: the run as it stands.
+        with_id: print the ``run_id`` line (False when it was printed before the run was driven).
 
     Returns:
         The exit code: 1 when the run failed, else 0.
     """
-    print_run_head(run)
+    print_run_head(run, with_id=with_id)
     if run.status is RunStatus.COMPLETED:
         print(f"output  {json.dumps(run.output)}")
-    return EXIT_RUN_FAILED if run.status is RunStatus.FAILED else EXIT_OK
+    return outcome_code(run)
+
+
+_FINISHED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED})
+
+
+def attempt_line(attempt: StepAttempt) -> str | None:
+    """One line for an attempt that has finished (None while it has not).
+
+    ``succeeded  Create profile  rpc #1  12ms`` or ``failed     Send  rpc #1  3ms  Type: why``.
+    """
+    if attempt.status not in _FINISHED:
+        return None
+    line = (
+        f"{attempt.status.value:<9}  {attempt.step_key}  {attempt.kind.value} "
+        f"#{attempt.attempt}  {duration(attempt.duration_ms)}"
+    )
+    return f"{line}  {one_line(str(attempt.error))}" if attempt.error else line
+
+
+def waiting_line(attempt: StepAttempt, run: Run) -> str | None:
+    """One line for a step the run waits on: a sleep's wake time, a suspension (else None)."""
+    if attempt.kind is StepKind.SLEEP and attempt.status is StepStatus.SCHEDULED:
+        # The run's timer is set when the pass that reached the sleep ends: wait for it.
+        if run.wake_at is None:
+            return None
+        return f"sleeping   {attempt.step_key}  until {timestamp(run.wake_at)} UTC"
+    if attempt.kind is StepKind.SUSPEND and attempt.status is StepStatus.PENDING:
+        return f"suspended  {attempt.step_key}  (lambda-flow resume {run.id})"
+    return None

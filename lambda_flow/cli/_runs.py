@@ -1,12 +1,30 @@
-"""The run commands: ``start``, ``status``, ``history``, ``runs``, ``resume`` and ``cancel``."""
+"""The run commands: ``start``, ``run``, ``status``, ``history``, ``runs``, ``resume``, ``cancel``.
+
+Watching runs (``--follow``, ``watch``) lives in :mod:`._watch`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from typing import TYPE_CHECKING
 
 from ..core import RunStatus
 from ._output import history_table, print_outcome, runs_table, to_json
-from ._session import EXIT_OK, AddCommand, CommandError, Session, parse_input
+from ._placement import Placement, choose_placement
+from ._session import (
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    AddCommand,
+    CommandError,
+    Session,
+    read_input,
+)
+from ._watch import Progress, carry_on, interruptible, wait_for_run
+
+if TYPE_CHECKING:
+    from ..service import WorkflowService
 
 
 # -- argument checks (all before anything touches the database) ---------------------------
@@ -31,18 +49,45 @@ def _limit(value: str) -> int:
 
 
 # -- commands ---------------------------------------------------------------------------------
-def _cmd_start(session: Session) -> int:
+def _start(session: Session) -> tuple[WorkflowService, Placement, str]:
+    """Check the input, then store the run where it will be driven; nothing runs yet."""
     flow = session.app()
-    data = parse_input(session.args.input)
-    flow.get_workflow(session.args.workflow).validate_input(data)
-    service = session.service(flow)
-    run_id = service.start(
-        session.args.workflow, data, idempotency_key=session.args.idempotency_key
-    )
-    run = service.get_run(run_id)
-    if run is None:  # pragma: no cover - start() stored it
-        raise CommandError(f"run {run_id} disappeared")
-    return print_outcome(run)
+    definition = flow.get_workflow(session.args.workflow)
+    data = read_input(session.args, definition)
+    definition.validate_input(data)
+    placement = choose_placement(session)
+    service = session.service(flow, driver=placement.driver())
+    run_id = placement.start(service, definition.name, data, session.args.idempotency_key)
+    return service, placement, run_id
+
+
+def _cmd_start(session: Session) -> int:
+    service, placement, run_id = _start(session)
+    return carry_on(session, service, placement, run_id)
+
+
+def _cmd_run(session: Session) -> int:
+    service, placement, run_id = _start(session)
+    progress = Progress(sys.stderr, enabled=session.args.follow)
+
+    def announce() -> None:
+        if session.args.follow:
+            print(f"run_id  {run_id}", file=sys.stderr, flush=True)
+
+    def body() -> int:
+        run = wait_for_run(
+            service, run_id, progress, drive_here=placement.drives_here, announce=announce
+        )
+        if run.status is RunStatus.COMPLETED:
+            print(to_json(run.output))
+            return EXIT_OK
+        with contextlib.redirect_stdout(sys.stderr):
+            print_outcome(run)
+        if run.status is RunStatus.SUSPENDED:
+            print(f"resume it with: lambda-flow resume {run.id}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+    return interruptible(run_id, body, drive_here=placement.drives_here, progress=progress)
 
 
 def _cmd_status(session: Session) -> int:
@@ -62,7 +107,7 @@ def _cmd_history(session: Session) -> int:
             to_json([{**a.model_dump(mode="json"), "duration_ms": a.duration_ms} for a in history])
         )
     elif history:
-        print(history_table(history))
+        print(history_table(history, tracebacks=session.args.traceback))
     else:
         print("no steps yet")
     return EXIT_OK
@@ -84,7 +129,8 @@ def _cmd_runs(session: Session) -> int:
 
 def _cmd_resume(session: Session) -> int:
     flow = session.app()
-    service = session.service(flow)
+    placement = choose_placement(session)
+    service = session.service(flow, driver=placement.driver())
     run = service.get_run(session.args.run_id)
     if run is None:
         raise CommandError(f"unknown run {session.args.run_id!r}")
@@ -93,7 +139,8 @@ def _cmd_resume(session: Session) -> int:
         raise CommandError(
             f"run {run.id} is a run of workflow {run.workflow!r}, which the app does not define"
         )
-    return print_outcome(service.resume(run.id))
+    placement.resume(service, run.id)
+    return carry_on(session, service, placement, run.id)
 
 
 def _cmd_cancel(session: Session) -> int:
@@ -103,12 +150,60 @@ def _cmd_cancel(session: Session) -> int:
 
 
 # -- their arguments --------------------------------------------------------------------------
+_WAITING = (
+    "Without a queue or a running `lambda-flow dev` on this database, the run is driven in "
+    "this process after its id is printed; with one, it is queued for the workers."
+)
+
+
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workflow", metavar="WORKFLOW")
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument(
+        "--input", metavar="JSON", help="the workflow's input as JSON; `-` reads it from stdin"
+    )
+    given.add_argument(
+        "--input-file", metavar="PATH", help="read the input (JSON) from a file; `-` is stdin"
+    )
+    parser.add_argument("--idempotency-key", metavar="KEY", help="start at most one run per key")
+
+
+def _follow_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="show each step attempt as it finishes (and sleeps' wake times) until the run rests",
+    )
+
+
+def _no_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="only store the run and return (drive it later with `lambda-flow resume RUN_ID`)",
+    )
+
+
 def add_start(command: AddCommand) -> None:
-    """Add ``start WORKFLOW [--input JSON] [--idempotency-key KEY]``."""
-    start = command("start", _cmd_start, "start a run and print its id and status")
-    start.add_argument("workflow", metavar="WORKFLOW")
-    start.add_argument("--input", default="null", metavar="JSON", help="the workflow's input")
-    start.add_argument("--idempotency-key", metavar="KEY", help="start at most one run per key")
+    """Add ``start WORKFLOW [--input JSON | --input-file PATH] [--follow] [--no-wait] ...``."""
+    start = command("start", _cmd_start, "start a run: print its id, then drive or queue it")
+    start.epilog = _WAITING
+    _input_options(start)
+    _follow_option(start)
+    _no_wait_option(start)
+
+
+def add_run(command: AddCommand) -> None:
+    """Add ``run WORKFLOW [--input JSON | --input-file PATH] [--follow]``."""
+    run = command(
+        "run",
+        _cmd_run,
+        "start a run, wait for it and print its output as JSON (exit 1 when it ends without "
+        "output: failed, cancelled or suspended)",
+    )
+    run.epilog = _WAITING
+    _input_options(run)
+    _follow_option(run)
 
 
 def add_status(command: AddCommand) -> None:
@@ -118,10 +213,16 @@ def add_status(command: AddCommand) -> None:
 
 
 def add_history(command: AddCommand) -> None:
-    """Add ``history RUN_ID [--json]``."""
+    """Add ``history RUN_ID [--json] [--traceback]``."""
     history = command("history", _cmd_history, "print every attempt of every step of a run")
     history.add_argument("run_id", metavar="RUN_ID")
     history.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    history.add_argument(
+        "-v",
+        "--traceback",
+        action="store_true",
+        help="print each failed attempt's stored traceback under its row",
+    )
 
 
 def add_runs(command: AddCommand) -> None:
@@ -140,8 +241,15 @@ def add_runs(command: AddCommand) -> None:
 
 def add_resume(command: AddCommand) -> None:
     """Add ``resume RUN_ID``."""
-    resume = command("resume", _cmd_resume, "resume a suspended run and drive it on")
+    resume = command(
+        "resume",
+        _cmd_resume,
+        "resume a suspended run (or a running one nobody drives) and drive or queue it",
+    )
+    resume.epilog = _WAITING
     resume.add_argument("run_id", metavar="RUN_ID")
+    _follow_option(resume)
+    _no_wait_option(resume)
 
 
 def add_cancel(command: AddCommand) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import DEFAULT_SCHEMA, ENV_APP, ENV_SCHEMA, Clock, ConfigurationError, setting
-from ..engine import Flow, load_flow
+from ..engine import Driver, Flow, WorkflowDef, load_flow
 from ..graph import Flow as GraphFlow
 from ..service import WorkflowService
 from ..store.embedded import resolve_database_url
@@ -25,6 +25,8 @@ from ..store.embedded import resolve_database_url
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report a process that SIGINT ended."""
 
 DEMO_APP = "examples.onboarding:flow"
 DEMO_WORKFLOW = "onboard_user"
@@ -41,6 +43,7 @@ class Session:
         self.args = args
         self.clock = clock
         self._service: WorkflowService | None = None
+        self._database_url: str | None = None
 
     def app(self, *, required: bool = True) -> Flow:
         """The application named by ``--app`` or ``LAMBDA_FLOW_APP``.
@@ -65,11 +68,12 @@ class Session:
         """The schema of lambda-flow's tables: ``--schema``, ``LAMBDA_FLOW_SCHEMA`` or default."""
         return setting(self.args.schema, ENV_SCHEMA, DEFAULT_SCHEMA) or DEFAULT_SCHEMA
 
-    def service(self, flow: Flow) -> WorkflowService:
+    def service(self, flow: Flow, *, driver: Driver | None = None) -> WorkflowService:
         """A service over ``flow`` and the Postgres store; closed with the session.
 
         Args:
             flow: the application the service runs.
+            driver: where its runs are driven (see :mod:`._placement`); inline when None.
 
         Returns:
             The service, on the session's clock.
@@ -77,12 +81,18 @@ class Session:
         from ..store.postgres import PostgresStore
 
         store = PostgresStore(self.database_url(), schema=self.schema())
-        self._service = WorkflowService(flow, store=store, clock=self.clock)
+        self._service = WorkflowService(flow, store=store, clock=self.clock, driver=driver)
         return self._service
 
     def database_url(self) -> str:
-        """The Postgres URL: ``--database-url``, ``LAMBDA_FLOW_DATABASE_URL`` or embedded."""
-        return resolve_database_url(self.args.database_url)
+        """The Postgres URL: ``--database-url``, ``LAMBDA_FLOW_DATABASE_URL`` or embedded.
+
+        The embedded Postgres is left running for the next command (``lambda-flow db stop``
+        stops it).
+        """
+        if self._database_url is None:
+            self._database_url = resolve_database_url(self.args.database_url, keep_running=True)
+        return self._database_url
 
     def close(self) -> None:
         """Close the service, if a command built one."""
@@ -118,11 +128,12 @@ def load_demo_app() -> Flow:
         return load_flow(DEMO_APP, option="--app")
 
 
-def parse_input(text: str) -> Any:
-    """Decode ``--input``.
+def parse_input(text: str, source: str = "--input") -> Any:
+    """Decode a workflow's input.
 
     Args:
-        text: the option's value.
+        text: the JSON text.
+        source: where it came from, for messages (``--input``, ``--input-file PATH``, stdin).
 
     Returns:
         The decoded JSON value.
@@ -134,8 +145,76 @@ def parse_input(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CommandError(
-            f"--input is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+
+
+def read_input(args: argparse.Namespace, definition: WorkflowDef) -> Any:
+    """The input for a run of ``definition``: ``--input JSON``, ``--input -`` or ``--input-file``.
+
+    Without either option the workflow gets no input, which is an error naming the missing
+    fields when its input is required.
+
+    Args:
+        args: the command's options (``input``, ``input_file``).
+        definition: the workflow to start.
+
+    Returns:
+        The decoded input (not yet validated).
+
+    Raises:
+        CommandError: both options, an unreadable file, invalid JSON, or a required input
+            missing.
+    """
+    if args.input is not None and args.input_file is not None:
+        raise CommandError("give --input or --input-file, not both")
+    if args.input_file is not None:
+        if args.input_file == "-":
+            return parse_input(sys.stdin.read(), "the input on stdin")
+        try:
+            text = Path(args.input_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(
+                f"cannot read input file {args.input_file!r}: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise CommandError(f"input file {args.input_file!r} is not UTF-8 text") from None
+        return parse_input(text, f"input file {args.input_file!r}")
+    if args.input == "-":
+        return parse_input(sys.stdin.read(), "the input on stdin")
+    if args.input is not None:
+        return parse_input(args.input)
+    return _no_input(definition)
+
+
+def _no_input(definition: WorkflowDef) -> Any:
+    """What a workflow gets without ``--input``: nothing, ``{}``, or a usage error."""
+    if not definition.takes_data or definition.input.is_any:
+        return None
+    from pydantic import TypeAdapter, ValidationError
+
+    adapter: TypeAdapter[Any] = TypeAdapter(definition.input.annotation)
+    try:
+        adapter.validate_python(None)
+    except ValidationError:
+        pass  # None is not a valid input: look at the schema for what is required
+    else:
+        return None
+    try:
+        schema = adapter.json_schema()
+    except Exception:  # noqa: BLE001 - a type pydantic cannot describe: no field names then
+        schema = {}
+    required = schema.get("required") or []
+    usage = "--input JSON, --input - (stdin) or --input-file PATH"
+    if required:
+        fields = ", ".join(str(f) for f in required)
+        raise CommandError(
+            f"workflow {definition.name!r} needs an input: missing required field"
+            f"{'s' if len(required) > 1 else ''} {fields} (give {usage})"
+        )
+    if schema.get("type") == "object":
+        return {}
+    raise CommandError(f"workflow {definition.name!r} needs an input (give {usage})")
 
 
 def read_json_file(path: str, what: str) -> Any:

@@ -7,13 +7,25 @@ Nothing here imports any other part of lambda-flow.
 """
 
 from ._clock import Clock, SystemClock
-from ._codec import ANY_CODEC, Codec, codec_for, resolve_hints
+from ._codec import (
+    ANY_CODEC,
+    MAX_INPUT_BYTES,
+    Codec,
+    SchemaMode,
+    check_input,
+    check_storable,
+    codec_for,
+    json_schemas,
+    json_size,
+    resolve_hints,
+)
 from ._config import (
     DEFAULT_DATA_DIR,
     DEFAULT_SCHEMA,
     ENV_APP,
     ENV_DATA_DIR,
     ENV_DATABASE_URL,
+    ENV_HOME,
     ENV_SCHEMA,
     setting,
 )
@@ -23,6 +35,8 @@ from ._errors import (
     ConfigurationError,
     EngineSignal,
     FunctionNotFound,
+    IdempotencyConflict,
+    InputTooLarge,
     InvalidDuration,
     InvalidInput,
     InvalidMessage,
@@ -40,6 +54,7 @@ from ._errors import (
     StepInterrupted,
     StoreUnavailable,
     SuspendSignal,
+    UnstorableInput,
     WorkflowNotFound,
 )
 from ._models import (
@@ -53,6 +68,7 @@ from ._models import (
     StepStatus,
 )
 from ._sync import run_sync
+from ._views import RunPage, RunSummary, WorkflowInfo
 
 __all__ = [
     "ANY_CODEC",
@@ -61,8 +77,10 @@ __all__ = [
     "ENV_APP",
     "ENV_DATABASE_URL",
     "ENV_DATA_DIR",
+    "ENV_HOME",
     "ENV_SCHEMA",
     "MAX_DURATION",
+    "MAX_INPUT_BYTES",
     "AccessRequest",
     "Caller",
     "CancelSignal",
@@ -73,6 +91,8 @@ __all__ = [
     "EngineSignal",
     "ErrorInfo",
     "FunctionNotFound",
+    "IdempotencyConflict",
+    "InputTooLarge",
     "InvalidDuration",
     "InvalidInput",
     "InvalidMessage",
@@ -85,9 +105,12 @@ __all__ = [
     "RunCancelled",
     "RunFailed",
     "RunNotFound",
+    "RunPage",
     "RunStatus",
+    "RunSummary",
     "RunSuspended",
     "RunTimedOut",
+    "SchemaMode",
     "StepAttempt",
     "StepFailed",
     "StepInterrupted",
@@ -96,8 +119,14 @@ __all__ = [
     "StoreUnavailable",
     "SuspendSignal",
     "SystemClock",
+    "UnstorableInput",
+    "WorkflowInfo",
     "WorkflowNotFound",
+    "check_input",
+    "check_storable",
     "codec_for",
+    "json_schemas",
+    "json_size",
     "parse_duration",
     "resolve_hints",
     "run_sync",

@@ -3,15 +3,43 @@
 from __future__ import annotations
 
 import inspect
+import json
+import math
 import typing
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Literal, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from ._errors import InvalidInput
+from ._errors import InputTooLarge, InvalidInput, UnstorableInput
+
+__all__ = [
+    "ANY_CODEC",
+    "MAX_INPUT_BYTES",
+    "Codec",
+    "SchemaMode",
+    "check_input",
+    "check_storable",
+    "codec_for",
+    "json_schemas",
+    "json_size",
+    "resolve_hints",
+]
 
 _ANY_ADAPTER: TypeAdapter[Any] = TypeAdapter(Any)
+
+MAX_INPUT_BYTES = 256 * 1024
+"""The largest workflow input, in bytes of compact UTF-8 JSON, in every entry point.
+
+``WorkflowService`` (and so the CLI and the HTTP API) refuses a larger input with
+:class:`InputTooLarge` (HTTP 413) before anything is written. 256 KiB keeps a run's row, its
+``GET /runs/{id}`` answer and the ``/run`` answer far below Lambda's 6 MB response limit.
+"""
+
+SchemaMode = Literal["validation", "serialization"]
+"""``validation``: what a caller may send; ``serialization``: what comes back."""
+
+K = TypeVar("K", bound=Hashable)
 
 
 class Codec:
@@ -51,6 +79,15 @@ class Codec:
             return data
         return self._adapter.validate_python(data)
 
+    def json_schema(self, mode: SchemaMode = "validation") -> dict[str, Any]:
+        """The annotation's JSON Schema, self-contained (``$defs`` inline); ``{}`` for Any.
+
+        Raises:
+            pydantic.errors.PydanticUserError: the annotation has no JSON Schema (e.g. a
+                callable); callers describing an API fall back to ``{}``.
+        """
+        return self._adapter.json_schema(mode=mode)
+
 
 ANY_CODEC = Codec()
 
@@ -79,3 +116,120 @@ def codec_for(hints: dict[str, Any], name: str) -> Codec:
     if hint is None or hint is type(None):
         return Codec(type(None))
     return ANY_CODEC if hint is Any else Codec(hint)
+
+
+def json_schemas(
+    codecs: Mapping[K, tuple[Codec, SchemaMode]], ref_template: str
+) -> tuple[dict[K, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """JSON Schemas of several codecs sharing one set of definitions (for an OpenAPI document).
+
+    Models with the same name in different modules get distinct definition names.
+
+    Args:
+        codecs: a codec and schema mode per key.
+        ref_template: where the definitions will live, e.g. ``#/components/schemas/{model}``.
+
+    Returns:
+        The schema per key, and the definitions their ``$ref``s point to.
+
+    Raises:
+        pydantic.errors.PydanticUserError: one of the annotations has no JSON Schema.
+    """
+    keys = list(codecs)
+    inputs = [(key, mode, codec._adapter) for key, (codec, mode) in codecs.items()]
+    by_key, defs = TypeAdapter.json_schemas(inputs, ref_template=ref_template)
+    definitions = dict(defs.get("$defs", {}))
+    return {key: dict(by_key[(key, codecs[key][1])]) for key in keys}, definitions
+
+
+# -- what the database can store ------------------------------------------------------------
+_Path = tuple[str | int, ...]
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which the database cannot store"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (\\ud800-\\udfff), which is not valid Unicode text"
+    return None
+
+
+def _problems(value: Any) -> list[tuple[_Path, str]]:
+    """Every place in ``value`` the database would refuse, with why (walked without recursion)."""
+    found: list[tuple[_Path, str]] = []
+    pending: list[tuple[_Path, Any]] = [((), value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, str):
+            problem = _text_problem(item)
+            if problem:
+                found.append((path, f"text {problem}"))
+        elif isinstance(item, float) and not math.isfinite(item):
+            found.append((path, f"{item} is not a JSON number"))
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                problem = _text_problem(key) if isinstance(key, str) else None
+                if problem:
+                    found.append(((*path, key), f"key {problem}"))
+                pending.append(((*path, key), child))
+        elif isinstance(item, list | tuple):
+            pending.extend(((*path, i), child) for i, child in enumerate(item))
+    return sorted(found, key=lambda f: [str(p) for p in f[0]])
+
+
+def check_storable(value: Any, target: str) -> None:
+    r"""Refuse JSON data the database cannot store, naming where it is.
+
+    Postgres' JSON types refuse ``\u0000`` in text, UTF-8 cannot hold a lone surrogate, and
+    JSON has no NaN or infinity. This is the one check every entry point's input goes through
+    (``WorkflowService`` for the Python API, the CLI and the HTTP API).
+
+    Args:
+        value: JSON-safe data (dicts, lists, strings, numbers, booleans, None).
+        target: what the data is for, e.g. ``workflow 'onboard_user'``.
+
+    Raises:
+        UnstorableInput: with a ``loc`` (the path of keys and indexes) per problem found.
+    """
+    problems = _problems(value)
+    if problems:
+        raise UnstorableInput(
+            target,
+            [
+                {"loc": [_printable(p) for p in loc], "msg": msg, "type": "unstorable_value"}
+                for loc, msg in problems
+            ],
+        )
+
+
+def _printable(part: str | int) -> str | int:
+    """A ``loc`` part that can be printed and sent: a bad key with its characters escaped."""
+    if isinstance(part, int) or _text_problem(part) is None:
+        return part
+    return json.dumps(part)[1:-1]
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: the measure of :data:`MAX_INPUT_BYTES`."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def check_input(value: Any, target: str, *, max_bytes: int = MAX_INPUT_BYTES) -> None:
+    """Refuse a stored input the database cannot store or that is over the size limit.
+
+    Args:
+        value: the validated input in its JSON-safe stored form.
+        target: what the input is for, e.g. ``workflow 'onboard_user'``.
+        max_bytes: the most bytes of compact JSON accepted.
+
+    Raises:
+        UnstorableInput: text the database cannot store (see :func:`check_storable`).
+        InputTooLarge: more than ``max_bytes`` bytes of JSON.
+    """
+    check_storable(value, target)
+    size = json_size(value)
+    if size > max_bytes:
+        raise InputTooLarge(target, size, max_bytes)

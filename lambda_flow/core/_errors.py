@@ -64,6 +64,58 @@ class InvalidInput(LambdaFlowError, ValueError):
         super().__init__(f"invalid input for {target}: {details}")
 
 
+class UnstorableInput(InvalidInput):
+    r"""The input holds what the database cannot store, naming where (``errors``' ``loc``).
+
+    A NUL character (``\u0000``) or a lone surrogate (``\ud800``-``\udfff``) in a string or
+    key, or a number JSON cannot write (NaN, infinity).
+    """
+
+
+class InputTooLarge(InvalidInput):
+    """The input's JSON is larger than the limit (``lambda_flow.core.MAX_INPUT_BYTES``).
+
+    Attributes:
+        size: the input's size in bytes (compact JSON, UTF-8).
+        limit: the most bytes accepted.
+    """
+
+    def __init__(self, target: str, size: int, limit: int) -> None:
+        message = f"the input is {size} bytes of JSON, over the limit of {limit} bytes"
+        error = {
+            "loc": [],
+            "msg": message,
+            "type": "input_too_large",
+            "ctx": {"size": size, "limit": limit},
+        }
+        super().__init__(target, [error])
+        self.size = size
+        self.limit = limit
+
+
+class IdempotencyConflict(LambdaFlowError):
+    """An idempotency key already started a run of this workflow with a different input.
+
+    The same key with the same input returns the first run instead; a different input is a
+    mistake (a key reused for another request), refused without writing anything.
+
+    Attributes:
+        workflow: the workflow's name.
+        idempotency_key: the key that was reused.
+        run_id: the run the key started first (None when the caller may not learn it, as over
+            HTTP).
+    """
+
+    def __init__(self, workflow: str, idempotency_key: str, run_id: str | None = None) -> None:
+        super().__init__(
+            f"idempotency key {idempotency_key!r} was already used to start a run of workflow "
+            f"{workflow!r} with a different input; use a new key for a new input"
+        )
+        self.workflow = workflow
+        self.idempotency_key = idempotency_key
+        self.run_id = run_id
+
+
 class StoreUnavailable(LambdaFlowError):
     """The database could not be reached, or could not serve the statement now.
 

@@ -64,15 +64,20 @@ class ErrorInfo(BaseModel):
     """The exception's message."""
     step_key: str | None = None
     """The step the error came from, when it came from one."""
+    traceback: str | None = None
+    """The formatted traceback of an exception raised by a step's own code, after the
+    ``Flow``'s ``redact`` hook; None for errors the engine made (and for run errors)."""
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"
 
     @classmethod
-    def from_exception(cls, exc: BaseException, step_key: str | None = None) -> ErrorInfo:
-        """Describe an exception without its traceback (which may hold secrets)."""
+    def from_exception(
+        cls, exc: BaseException, step_key: str | None = None, *, traceback: str | None = None
+    ) -> ErrorInfo:
+        """Describe an exception; its traceback (which may hold secrets) only when given."""
         key = step_key if step_key is not None else getattr(exc, "step_key", None)
-        return cls(type=type(exc).__name__, message=str(exc), step_key=key)
+        return cls(type=type(exc).__name__, message=str(exc), step_key=key, traceback=traceback)
 
 
 class Run(BaseModel):

@@ -5,16 +5,19 @@ And what a step's code sees: :func:`current_step`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ..core import Duration
 
 if TYPE_CHECKING:
     from ._replay import OrchestrationPass
+
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,58 @@ class WorkflowContext:
         """The registered name of the running workflow."""
         return self._pass.definition.name
 
+    # Typed for callers: a function reference gives the step its return type and its input
+    # type (an async function's result is awaited); a name gives Any (tests/typing pins it).
+    @overload
+    async def do(
+        self,
+        name: str,
+        target: Callable[[], Awaitable[T]],
+        data: None = None,
+        *,
+        retries: int = 0,
+        retry_delay: Duration = 0,
+    ) -> T: ...
+    @overload
+    async def do(
+        self,
+        name: str,
+        target: Callable[[], T],
+        data: None = None,
+        *,
+        retries: int = 0,
+        retry_delay: Duration = 0,
+    ) -> T: ...
+    @overload
+    async def do(
+        self,
+        name: str,
+        target: Callable[[D], Awaitable[T]],
+        data: D,
+        *,
+        retries: int = 0,
+        retry_delay: Duration = 0,
+    ) -> T: ...
+    @overload
+    async def do(
+        self,
+        name: str,
+        target: Callable[[D], T],
+        data: D,
+        *,
+        retries: int = 0,
+        retry_delay: Duration = 0,
+    ) -> T: ...
+    @overload
+    async def do(
+        self,
+        name: str,
+        target: str,
+        data: Any = None,
+        *,
+        retries: int = 0,
+        retry_delay: Duration = 0,
+    ) -> Any: ...
     async def do(
         self,
         name: str,

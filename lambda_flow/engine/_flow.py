@@ -1,8 +1,15 @@
-"""The registry of a lambda-flow application: its RPC functions and its workflows."""
+"""The registry of a lambda-flow application: its RPC functions and its workflows.
+
+And what a step's failure is stored as (:meth:`Flow.step_error`): its type, message and the
+traceback of the step's own code, passed through the application's ``redact`` hook.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import logging
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -10,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from ..core import (
     AccessRequest,
     Codec,
+    ErrorInfo,
     FunctionNotFound,
     LambdaFlowError,
     WorkflowNotFound,
@@ -21,6 +29,41 @@ if TYPE_CHECKING:
     from ._context import WorkflowContext
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+Redact = Callable[[str], str]
+"""A ``redact`` hook: given an error's message or traceback text, the text to store instead."""
+
+logger = logging.getLogger("lambda_flow")
+
+
+async def call_sync(fn: Callable[..., T], *args: Any) -> T:
+    """Call a step's sync code in a worker thread, so the event loop goes on meanwhile.
+
+    Other branches of the pass progress and its lease's heartbeat keeps beating while the
+    code blocks. ``asyncio.to_thread`` copies the context, so :func:`current_step` still
+    answers in the thread. (A pool of the engine's own was measured on the inline-steps
+    benchmark: no cheaper; the thread switch itself is the cost.)
+    """
+    return await asyncio.to_thread(fn, *args)
+
+
+_ENGINE_MODULES = ("lambda_flow.", "asyncio.", "concurrent.futures.")
+"""Modules whose frames lead into a step's code: left out of the traceback stored for it."""
+
+
+def step_traceback(exc: BaseException) -> str | None:
+    """The formatted traceback of ``exc`` from the first frame of the step's own code.
+
+    None when no such frame exists: the engine itself raised it (an unknown function, input
+    that failed validation), and its own frames tell a user nothing.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith(_ENGINE_MODULES):
+        tb = tb.tb_next
+    if tb is None:
+        return None
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +79,12 @@ class FunctionDef:
     is_async: bool
 
     async def invoke(self, data: Any) -> Any:
-        """Validate ``data``, call the function and return its JSON-safe result."""
+        """Validate ``data``, call the function and return its JSON-safe result.
+
+        A sync function runs in a worker thread (:func:`call_sync`).
+        """
         args = (self.input.validate(data, f"function {self.name!r}"),) if self.takes_data else ()
-        result = self.fn(*args)
+        result = self.fn(*args) if self.is_async else await call_sync(self.fn, *args)
         if inspect.isawaitable(result):
             result = await result
         return self.output.dump(result)
@@ -91,12 +137,52 @@ class Flow:
 
         @flow.workflow(name="onboarding")
         async def onboard_user(wf: WorkflowContext, data: OnboardIn) -> OnboardOut: ...
+
+    Args:
+        redact: strips secrets from what a failed step leaves behind: called with the error's
+            message and, separately, with its traceback, it returns the text to store, show in
+            the history and log instead (e.g. ``lambda text: TOKEN.sub("***", text)``). The
+            run's own error (an exception the workflow body raised) goes through it too.
+            None (the default): stored as raised.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, redact: Redact | None = None) -> None:
+        self.redact = redact
+        """The hook every stored error goes through (see ``redact`` above), or None."""
         self._functions: dict[str, FunctionDef] = {}
         self._functions_by_ref: dict[Callable[..., Any], FunctionDef] = {}
         self._workflows: dict[str, WorkflowDef] = {}
+
+    # -- errors ----------------------------------------------------------------------------
+    def step_error(self, exc: BaseException, step_key: str) -> ErrorInfo:
+        """What a failed step attempt stores: type, message, traceback, through ``redact``.
+
+        The traceback starts at the step's own code (:func:`step_traceback`); an error only
+        engine code raised has none.
+        """
+        return self.redacted(ErrorInfo.from_exception(exc, step_key, traceback=step_traceback(exc)))
+
+    def redacted(self, error: ErrorInfo) -> ErrorInfo:
+        """``error`` with its message and traceback passed through the ``redact`` hook.
+
+        A hook that fails (or returns something other than text) fails closed: the message is
+        replaced and the traceback dropped, so nothing unredacted is stored.
+        """
+        redact = self.redact
+        if redact is None:
+            return error
+        try:
+            message = redact(error.message)
+            trace = None if error.traceback is None else redact(error.traceback)
+            if not isinstance(message, str) or not (trace is None or isinstance(trace, str)):
+                raise TypeError("redact must return a str")  # noqa: TRY301 - one fallback
+        except Exception as exc:  # noqa: BLE001 - a user's hook: never store what it missed
+            logger.warning(
+                "redact hook failed: the error is stored without message and traceback",
+                extra={"error_type": error.type, "hook_error": type(exc).__name__},
+            )
+            message, trace = f"(not shown: redact failed with {type(exc).__name__})", None
+        return error.model_copy(update={"message": message, "traceback": trace})
 
     # -- functions -------------------------------------------------------------------------
     @overload

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 from typing import Protocol
 
-from ..core import RunStatus, StepKind, StepStatus
+from ..core import ErrorInfo, RunStatus, StepKind, StepStatus
 from ._context import StepInfo
 
 logger = logging.getLogger("lambda_flow")
@@ -25,9 +25,18 @@ class Observer(Protocol):
         ...
 
     def step_finished(
-        self, info: StepInfo, kind: StepKind, status: StepStatus, *, retrying: bool
+        self,
+        info: StepInfo,
+        kind: StepKind,
+        status: StepStatus,
+        *,
+        retrying: bool,
+        error: ErrorInfo | None = None,
     ) -> None:
-        """One attempt ended: succeeded, or failed (``retrying`` when another is due)."""
+        """One attempt ended: succeeded, or failed (``retrying`` when another is due).
+
+        ``error`` is what a failed attempt stored (redacted, with the step's traceback).
+        """
         ...
 
     def run_finished(
@@ -38,10 +47,19 @@ class Observer(Protocol):
 
 
 def step_fields(
-    info: StepInfo, kind: StepKind, status: StepStatus, *, retrying: bool
+    info: StepInfo,
+    kind: StepKind,
+    status: StepStatus,
+    *,
+    retrying: bool,
+    error: ErrorInfo | None = None,
 ) -> dict[str, object]:
-    """The structured fields of a "step attempt finished" record."""
-    return {
+    """The structured fields of a "step attempt finished" record.
+
+    A failed attempt adds ``error_type`` and ``error_message``, and ``traceback`` when its
+    stored error has one (all as stored: after the ``redact`` hook).
+    """
+    fields: dict[str, object] = {
         "run_id": info.run_id,
         "workflow": info.workflow,
         "step": info.step_id,
@@ -50,6 +68,12 @@ def step_fields(
         "status": status.value,
         "retrying": retrying,
     }
+    if error is not None:
+        fields["error_type"] = error.type
+        fields["error_message"] = error.message
+        if error.traceback is not None:
+            fields["traceback"] = error.traceback
+    return fields
 
 
 def run_fields(
@@ -72,12 +96,19 @@ class LoggingObserver:
         yield
 
     def step_finished(
-        self, info: StepInfo, kind: StepKind, status: StepStatus, *, retrying: bool
+        self,
+        info: StepInfo,
+        kind: StepKind,
+        status: StepStatus,
+        *,
+        retrying: bool,
+        error: ErrorInfo | None = None,
     ) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "step attempt finished", extra=step_fields(info, kind, status, retrying=retrying)
-            )
+        """A failed attempt is a warning with its error; a success is a debug record."""
+        level = logging.DEBUG if status is StepStatus.SUCCEEDED else logging.WARNING
+        if logger.isEnabledFor(level):
+            fields = step_fields(info, kind, status, retrying=retrying, error=error)
+            logger.log(level, "step attempt finished", extra=fields)
 
     def run_finished(
         self, run_id: str, workflow: str, status: RunStatus, duration_seconds: float

@@ -34,6 +34,7 @@ from ..core import (
     Duration,
     EngineSignal,
     ErrorInfo,
+    FunctionNotFound,
     InvalidInput,
     LambdaFlowError,
     LeaseLost,
@@ -50,6 +51,7 @@ from ..core import (
 from ..store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
 from ..transport.base import StepJob
 from ._context import StepInfo, WorkflowContext, running_step
+from ._flow import call_sync
 from ._retry import is_final
 
 if TYPE_CHECKING:
@@ -66,6 +68,10 @@ class StepSpec:
 
     Built for every call, replayed ones included (replaying 10,000 steps builds 10,000), so it
     is a plain slotted class and holds what to call rather than a closure per call.
+
+    An RPC step naming a function that is not registered has neither a function nor a
+    callable: its attempt fails with :class:`~lambda_flow.FunctionNotFound` (see
+    :attr:`unregistered`).
     """
 
     __slots__ = ("_call", "codec", "function", "input", "kind", "retries", "retry_delay", "target")
@@ -93,14 +99,23 @@ class StepSpec:
         self._call = call
         """The callable of an inline step."""
 
+    @property
+    def unregistered(self) -> bool:
+        """An RPC step whose function (named by :attr:`target`) is not registered."""
+        return self.function is None and self._call is None
+
     async def invoke(self) -> Any:
-        """Run one attempt; an inline step's result comes back JSON-safe."""
+        """Run one attempt; an inline step's result comes back JSON-safe.
+
+        Sync code runs in a worker thread, so a blocking step never holds up the event loop
+        (other branches of the pass, the lease's heartbeat).
+        """
         if self.function is not None:
             return await self.function.invoke(self.input)
         call = self._call
-        if call is None:  # pragma: no cover - _spec gives one or the other
-            raise RuntimeError("a step with nothing to run")
-        result = call()
+        if call is None:
+            raise FunctionNotFound(self.target or "")
+        result = call() if inspect.iscoroutinefunction(call) else await call_sync(call)
         if inspect.isawaitable(result):
             result = await result
         return self.codec.dump(result)
@@ -289,11 +304,9 @@ class OrchestrationPass:
             message = self._cancel_reason or "cancelled by the workflow"
             error = ErrorInfo(type="Cancelled", message=message)
             return RunOutcome(RunStatus.CANCELLED, error=error)
-        if isinstance(exc, Exception):
-            return RunOutcome(
-                RunStatus.FAILED,
-                error=ErrorInfo.from_exception(exc),
-            )
+        if isinstance(exc, Exception):  # the body's own: its message may hold secrets too
+            error = self.engine.flow.redacted(ErrorInfo.from_exception(exc))
+            return RunOutcome(RunStatus.FAILED, error=error)
         if exc is not None:
             # KeyboardInterrupt, SystemExit, a simulated crash: the process is going away and
             # must not record anything, exactly as if it had died here.
@@ -443,7 +456,12 @@ class OrchestrationPass:
             )
         delay = _retry_delay(retry_delay)
         if isinstance(target, str):
-            function: FunctionDef | None = self.engine.flow.get_function(target)
+            function = self.engine.flow.functions.get(target)
+            if function is None:  # recorded as a failed attempt (FunctionNotFound) by do()
+                return StepSpec(
+                    kind=StepKind.RPC, target=target, codec=ANY_CODEC, input=ANY_CODEC.dump(data),
+                    retries=retries, retry_delay=delay, function=None, call=None,
+                )  # fmt: skip
         else:
             function = self.engine.flow.find_function(target)
         if function is not None:
@@ -491,9 +509,13 @@ class OrchestrationPass:
             raise _step_failed(record)
         else:
             await self._history_ends(key)
-        if spec.kind is StepKind.RPC:
-            return await self.engine.driver.rpc_step(self, spec, record)
-        return await self.run_attempts(spec, record)
+        if spec.kind is StepKind.INLINE or (
+            spec.unregistered and record.status is StepStatus.PENDING
+        ):
+            # An unregistered function's next attempt fails here at once, in either mode: no
+            # worker would find the function either (an attempt already out with one still may).
+            return await self.run_attempts(spec, record)
+        return await self.engine.driver.rpc_step(self, spec, record)
 
     async def _history_ends(self, key: str) -> None:
         """In replay-only mode, the recorded history ends at this step: wait here for good."""
@@ -552,14 +574,17 @@ class OrchestrationPass:
             except Exception as exc:  # a step's failure is data: record it, maybe retry
                 self._finished_executing()
                 final = is_final(exc, attempt, spec.retries + 1)
-                observer.step_finished(info, spec.kind, StepStatus.FAILED, retrying=not final)
+                error = self.engine.flow.step_error(exc, record.key)
+                observer.step_finished(
+                    info, spec.kind, StepStatus.FAILED, retrying=not final, error=error
+                )
                 finished = clock.now()
                 record = self._write(
                     record,
                     StepStatus.FAILED,
                     status=StepStatus.FAILED if final else StepStatus.PENDING,
                     attempt=attempt,
-                    error=ErrorInfo.from_exception(exc, step_key=record.key),
+                    error=error,
                     result=None,
                     wake_at=None if final else finished + spec.retry_delay,
                     started_at=started,

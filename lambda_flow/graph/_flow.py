@@ -17,10 +17,14 @@ from ._model import Graph, NodeConfig
 
 
 class Flow(EngineFlow):
-    """The registry of a lambda-flow application: RPC functions, workflows and graphs."""
+    """The registry of a lambda-flow application: RPC functions, workflows and graphs.
 
-    def __init__(self) -> None:
-        super().__init__()
+    Args:
+        redact: strips secrets from stored errors (see the engine's ``Flow``).
+    """
+
+    def __init__(self, *, redact: Callable[[str], str] | None = None) -> None:
+        super().__init__(redact=redact)
         self._graphs: dict[str, Graph] = {}
 
     # -- graphs ----------------------------------------------------------------------------

@@ -3,9 +3,13 @@
 The API routes are served on a loopback port through the same powertools resolver the Api
 function runs (each HTTP request becomes an API Gateway v2 event); the orchestrator and step
 queues are local queues with delays, visibility timeouts and redrive (or real SQS queues when
-``AWS_ENDPOINT_URL`` points at LocalStack or a moto server), drained in batches into the same
-batch handlers the Orchestrator and StepWorker functions run; timers are delayed messages; the
-sweeper runs on an interval.
+``AWS_ENDPOINT_URL`` points at LocalStack or a moto server), drained into the same batch
+handlers the Orchestrator and StepWorker functions run; timers are delayed messages; the sweeper
+runs on an interval.
+
+Like Lambda, which runs many invocations of a function at once, each queue is drained by a pool
+of threads (``orchestrators``, ``step_workers``), each taking one message at a time with a handler
+of its own: gathered RPC steps run side by side, as they would on AWS.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..core import SystemClock
+from ..core import ConfigurationError, SystemClock
 from ..engine import Flow
 from ..service import WorkflowService
 from ..store.postgres import PostgresStore
@@ -45,6 +49,11 @@ LOCAL_IDENTITY = {
 """The IAM caller every local request carries (API Gateway's IAM auth, as it would pass it)."""
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+DEFAULT_STEP_WORKERS = 10
+"""Step jobs ``lambda-flow dev`` runs at once (as concurrent StepWorker invocations)."""
+DEFAULT_ORCHESTRATORS = 4
+"""Orchestration passes ``lambda-flow dev`` runs at once (of different runs)."""
 
 MAX_BODY_BYTES = 256 * 1024
 """The largest request body the local API takes (the dev server refuses larger ones unread)."""
@@ -267,16 +276,29 @@ def _http_handler(
 
 
 class _LocalPump:
-    """Drains one local queue into a batch handler, acking what the handler did not fail."""
+    """Drains one local queue into a batch handler, acking what the handler did not fail.
 
-    def __init__(self, queue: LocalQueue, name: QueueName, handler: Handler, function: str) -> None:
+    One pump per thread: a handler (its powertools ``BatchProcessor``) serves one batch at a
+    time, as one Lambda execution environment does.
+    """
+
+    def __init__(
+        self,
+        queue: LocalQueue,
+        name: QueueName,
+        handler: Handler,
+        function: str,
+        *,
+        batch: int = 1,
+    ) -> None:
         self.queue = queue
         self.name: QueueName = name
         self.handler = handler
         self.function = function
+        self.batch = batch
 
     def pump_once(self) -> int:
-        messages = self.queue.receive_batch(self.name, 10)
+        messages = self.queue.receive_batch(self.name, self.batch)
         if not messages:
             return 0
         event = self.queue.sqs_event(messages)
@@ -297,19 +319,22 @@ class _LocalPump:
 
 
 class _SqsPump:
-    """Drains a real SQS queue (LocalStack, a moto server) into a batch handler."""
+    """Drains a real SQS queue (LocalStack, a moto server) into a batch handler (one per thread)."""
 
-    def __init__(self, client: Any, url: str, arn: str, handler: Handler, function: str) -> None:
+    def __init__(
+        self, client: Any, url: str, arn: str, handler: Handler, function: str, *, batch: int = 1
+    ) -> None:
         self.client = client
         self.url = url
         self.arn = arn
         self.handler = handler
         self.function = function
+        self.batch = batch
 
     def pump_once(self) -> int:
         reply = self.client.receive_message(
             QueueUrl=self.url,
-            MaxNumberOfMessages=10,
+            MaxNumberOfMessages=self.batch,
             WaitTimeSeconds=1,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -369,6 +394,10 @@ class DevRuntime:
         scheduler_client: with ``sqs_client``, a boto3 Scheduler client: timers beyond 15
             minutes become one-time schedules in a ``<prefix>`` group (the sweeper wakes them
             if the emulator never fires them).
+        step_workers: step jobs run at once, each in a thread of its own taking one message at
+            a time (as concurrent StepWorker invocations): gathered RPC steps run side by side.
+        orchestrators: orchestration passes run at once (of different runs: a run's lease
+            keeps its passes one at a time).
     """
 
     def __init__(
@@ -387,13 +416,27 @@ class DevRuntime:
         sqs_client: Any = None,
         scheduler_client: Any = None,
         aws_queue_prefix: str = "lambda-flow-dev",
+        step_workers: int = DEFAULT_STEP_WORKERS,
+        orchestrators: int = DEFAULT_ORCHESTRATORS,
     ) -> None:
         from ..aws.api import build_api
-        from ..aws.workers import orchestrator_handler, step_worker_handler
         from ..store.embedded import resolve_database_url
 
+        if step_workers < 1 or orchestrators < 1:
+            raise ConfigurationError(
+                f"step_workers and orchestrators must be at least 1, got {step_workers} and "
+                f"{orchestrators}"
+            )
         clock = SystemClock()
-        self.store = PostgresStore(resolve_database_url(database_url), schema=schema)
+        # A connection for every thread that may hold one at once: each pass pins one, and
+        # a step worker carries its run on; the API's requests and the sweeper share the rest.
+        self.database_url = resolve_database_url(database_url)
+        self.schema = schema
+        self.store = PostgresStore(
+            self.database_url,
+            schema=schema,
+            max_connections=step_workers + orchestrators + 4,
+        )
         self.local_queue: LocalQueue | None = None
         """The local queues (None when ``sqs_client`` gives real ones)."""
         queue: Any
@@ -425,23 +468,28 @@ class DevRuntime:
         api = build_api(
             self.service, flow, allow_anonymous=allow_anonymous, max_body_bytes=MAX_BODY_BYTES
         )
-        orchestrate = orchestrator_handler(self.service, max_receives=max_receives)
-        work = step_worker_handler(self.service, max_receives=max_receives)
-        self.pumps: list[_LocalPump | _SqsPump]
-        if self.local_queue is not None:
-            self.pumps = [
-                _LocalPump(self.local_queue, "orchestrator", orchestrate, "Orchestrator"),
-                _LocalPump(self.local_queue, "step", work, "StepWorker"),
-            ]
-        else:
-            self.pumps = [
-                _SqsPump(sqs_client, *urls["orchestrator"], orchestrate, "Orchestrator"),
-                _SqsPump(sqs_client, *urls["step"], work, "StepWorker"),
-            ]
+        self.pumps: list[_LocalPump | _SqsPump] = []
+        """One per draining thread: ``orchestrators`` of them, then ``step_workers``."""
+        for function, count in (("Orchestrator", orchestrators), ("StepWorker", step_workers)):
+            for _ in range(count):
+                handler = self._handler(function, max_receives)
+                if self.local_queue is not None:
+                    name: QueueName = "orchestrator" if function == "Orchestrator" else "step"
+                    self.pumps.append(_LocalPump(self.local_queue, name, handler, function))
+                else:
+                    url, arn = urls["orchestrator" if function == "Orchestrator" else "step"]
+                    self.pumps.append(_SqsPump(sqs_client, url, arn, handler, function))
         self.sweep_every = sweep_every
         self._server = ThreadingHTTPServer((host, port), _http_handler(api.resolve, identity))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+
+    def _handler(self, function: str, max_receives: int) -> Handler:
+        """A fresh batch handler of ``function`` (each draining thread needs its own)."""
+        from ..aws.workers import orchestrator_handler, step_worker_handler
+
+        make = orchestrator_handler if function == "Orchestrator" else step_worker_handler
+        return make(self.service, max_receives=max_receives)
 
     @property
     def url(self) -> str:
@@ -455,9 +503,9 @@ class DevRuntime:
             threading.Thread(target=self._server.serve_forever, name="lf-api", daemon=True),
             *(
                 threading.Thread(
-                    target=self._drain, args=(pump,), name=f"lf-{pump.function}", daemon=True
+                    target=self._drain, args=(pump,), name=f"lf-{pump.function}-{i}", daemon=True
                 )
-                for pump in self.pumps
+                for i, pump in enumerate(self.pumps)
             ),
             threading.Thread(target=self._sweep, name="lf-sweeper", daemon=True),
         ]
@@ -466,13 +514,14 @@ class DevRuntime:
         logger.info("dev runtime started", extra={"url": self.url})
 
     def stop(self) -> None:
-        """Stop serving and draining; wait for the threads; close connections."""
+        """Stop serving and draining; wait (10 s at most) for the threads; close connections."""
         self._stop.set()
         self._server.shutdown()
         if self.local_queue is not None:
             self.local_queue.wake()
+        deadline = time.monotonic() + 10
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=max(deadline - time.monotonic(), 0))
         self._server.server_close()
         self.store.close()
 
@@ -493,19 +542,34 @@ class DevRuntime:
                 logger.exception("sweep failed")
 
     def serve_until_stopped(self, queues: str) -> None:
-        """Start, say where the API is, and run until Ctrl-C or SIGTERM; then stop cleanly."""
+        """Start, say where the API is, and run until Ctrl-C or SIGTERM; then stop cleanly.
+
+        SIGTERM stops it as Ctrl-C does: a process started in the background (``make test &``)
+        inherits SIGINT ignored, and only SIGTERM can still reach it.
+        """
         import signal
 
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        self.start()
-        print(f"lambda-flow dev: API on {self.url} ({queues}; Ctrl-C stops)", flush=True)
+        def stopped(signum: int, frame: object) -> None:
+            raise _Stopped  # like KeyboardInterrupt: it unwinds the wait below, whatever it is
+
+        from .dev_endpoint import DevEndpoint, published
+
+        previous = signal.signal(signal.SIGTERM, stopped)
         try:
-            stop.wait()
-        except KeyboardInterrupt:
+            self.start()
+            # Other commands (start, resume) find this runtime and hand their runs to it.
+            endpoint = DevEndpoint(self.url, os.getpid(), self.database_url, self.schema)
+            with published(endpoint):
+                print(f"lambda-flow dev: API on {self.url} ({queues}; Ctrl-C stops)", flush=True)
+                threading.Event().wait()
+        except (KeyboardInterrupt, _Stopped):
             pass
         finally:
-            self.stop()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut stop()
+            try:
+                self.stop()
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         print("lambda-flow dev: stopped", flush=True)
 
     def __enter__(self) -> DevRuntime:
@@ -514,6 +578,10 @@ class DevRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Stopped(BaseException):
+    """SIGTERM arrived: unwinds :meth:`DevRuntime.serve_until_stopped`'s wait."""
 
 
 def _ensure_sqs_queues(

@@ -14,6 +14,7 @@ from ..core import (
     ENV_SCHEMA,
     Clock,
     Duration,
+    IdempotencyConflict,
     InvalidInput,
     Run,
     RunCancelled,
@@ -24,6 +25,8 @@ from ..core import (
     RunTimedOut,
     StepAttempt,
     SystemClock,
+    check_input,
+    check_storable,
     parse_duration,
     run_sync,
     setting,
@@ -96,7 +99,12 @@ class WorkflowService:
 
         Raises:
             WorkflowNotFound: no workflow has that name (nothing is written).
-            InvalidInput: ``input`` fails the workflow's annotation (nothing is written).
+            InvalidInput: ``input`` fails the workflow's annotation (nothing is written);
+                :class:`UnstorableInput` when it holds text the database cannot store (NUL,
+                a lone surrogate), :class:`InputTooLarge` when its JSON is over
+                ``MAX_INPUT_BYTES``.
+            IdempotencyConflict: ``idempotency_key`` already started a run of this workflow
+                with a different input (nothing is written).
         """
         run_id, created = self._create(name, input, idempotency_key)
         if created:
@@ -114,6 +122,7 @@ class WorkflowService:
         """Start a run and wait for its output (typed by the workflow's return annotation).
 
         Raises:
+            WorkflowNotFound, InvalidInput, IdempotencyConflict: as :meth:`start`.
             RunFailed, RunCancelled, RunSuspended: the run ended (or parked) without output.
             RunTimedOut: ``timeout`` passed first; the run itself goes on.
         """
@@ -138,7 +147,8 @@ class WorkflowService:
         polls the store every ``poll`` on the service's clock.
 
         Raises:
-            WorkflowNotFound, InvalidInput: as :meth:`start` (nothing is written).
+            WorkflowNotFound, InvalidInput, IdempotencyConflict: as :meth:`start` (nothing is
+                written).
         """
         deadline = None if timeout is None else self.clock.now() + parse_duration(timeout)
         run_id, created = self._create(name, input, idempotency_key)
@@ -148,9 +158,25 @@ class WorkflowService:
         return self._require(run_id)
 
     def _create(self, name: str, input: Any, idempotency_key: str | None) -> tuple[str, bool]:
+        """Validate and store a new run (the one input path of every entry point).
+
+        The input is checked here, once for every entry point, for what the database cannot
+        hold (as given and as stored) and for its size; a reused idempotency key must come
+        with the same stored input.
+        """
         definition = self.flow.get_workflow(name)
         stored = definition.validate_input(input)
-        return self.store.create_run(definition.name, stored, idempotency_key, self.clock.now())
+        target = f"workflow {definition.name!r}"
+        check_storable(input, target)  # as given too: JSON dumping nulls NaN, mangles bad keys
+        check_input(stored, target)
+        run_id, created = self.store.create_run(
+            definition.name, stored, idempotency_key, self.clock.now()
+        )
+        if not created and idempotency_key is not None:
+            first = self.store.get_run(run_id)
+            if first is not None and first.input != stored:  # dicts: key order does not matter
+                raise IdempotencyConflict(definition.name, idempotency_key, run_id)
+        return run_id, created
 
     def _output(self, run_id: str) -> Any:
         run = self._require(run_id)
@@ -227,8 +253,11 @@ class WorkflowService:
         status: RunStatus | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        summary: bool = False,
     ) -> list[Run]:
         """Runs newest first. Pass ``cursor=service.cursor_after(runs[-1])`` for the next page.
+
+        With ``summary`` the store does not read inputs and outputs: they come back as None.
 
         Raises:
             InvalidInput: an unknown status, a limit outside 1..1000 or a malformed cursor.
@@ -246,6 +275,7 @@ class WorkflowService:
             status=None if status is None else RunStatus(status),
             limit=limit,
             before=None if cursor is None else _decode_cursor(cursor),
+            summary=summary,
         )
 
     @staticmethod
@@ -274,7 +304,10 @@ class WorkflowService:
         Raises:
             RunNotFound: unknown run.
             InvalidRunState: the run has already finished.
+            UnstorableInput: ``reason`` holds text the database cannot store.
         """
+        if reason is not None:
+            check_storable({"reason": reason}, "cancel")
         return self.store.cancel(run_id, reason, self.clock.now())
 
     def close(self) -> None:

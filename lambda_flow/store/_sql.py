@@ -16,12 +16,14 @@ RUN_COLUMNS = (
     "id, workflow, status, input, output, error, created_at, updated_at, wake_at, idempotency_key"
 )
 # The step half of every pass write; {run_cte} decides which run row (if any) it applies to.
+# The writes arrive as json, not jsonb, and input and result are taken out as json: their text
+# (and so their keys' order) is stored as the user's code gave it (migration 0004).
 _STEP_WRITES = """
 , w AS (
-    SELECT * FROM jsonb_to_recordset(%(writes)s::jsonb) AS x(
+    SELECT * FROM json_to_recordset(%(writes)s::json) AS x(
         step_key text, name text, position integer, kind text, target text, status text,
         attempt integer, attempt_status text, started_at timestamptz, finished_at timestamptz,
-        input jsonb, result jsonb, error jsonb, wake_at timestamptz, max_attempts integer,
+        input json, result json, error jsonb, wake_at timestamptz, max_attempts integer,
         retry_delay_ms bigint)
 ), s AS (
     INSERT INTO {schema}.steps AS st (run_id, step_key, position, name, kind, target, status,

@@ -223,8 +223,13 @@ class Store(abc.ABC):
         status: RunStatus | None = None,
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
+        summary: bool = False,
     ) -> list[Run]:
-        """Runs newest first, optionally filtered; ``before`` continues after a previous page."""
+        """Runs newest first, optionally filtered; ``before`` continues after a previous page.
+
+        With ``summary`` the input and output are not read (they come back as None), so a page
+        of listings costs little whatever the runs hold.
+        """
 
     @abc.abstractmethod
     def get_steps(self, run_id: str) -> list[StepRecord]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..core import (
@@ -80,6 +80,14 @@ def _unavailable(exc: psycopg.OperationalError) -> StoreUnavailable:
 
 def _dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json(value: Any) -> Json:
+    """A user's value (input, output, result) as a ``json`` parameter: its keys keep their order.
+
+    ``jsonb`` would sort them (migration 0004); errors, whose order means nothing, stay jsonb.
+    """
+    return Json(value, dumps=_dump)
 
 
 def _error(value: Any) -> ErrorInfo | None:
@@ -303,7 +311,7 @@ class PostgresStore(Store):
     ) -> tuple[str, bool]:
         run_id = uuid.uuid4()
         row = self._fetchone(
-            self._sql["create_run"], [run_id, workflow, Jsonb(input), idempotency_key, now, now]
+            self._sql["create_run"], [run_id, workflow, _json(input), idempotency_key, now, now]
         )
         if row is not None:
             return str(row[0]), True
@@ -348,7 +356,15 @@ class PostgresStore(Store):
         status: RunStatus | None = None,
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
+        summary: bool = False,
     ) -> list[Run]:
+        # A summary leaves the JSON columns unread; the NULLs keep the row shape ``_run`` reads.
+        columns = (
+            "id, workflow, status, NULL, NULL, error, created_at, updated_at, wake_at,"
+            " idempotency_key"
+            if summary
+            else RUN_COLUMNS
+        )
         where: list[sql.Composable] = []
         params: list[Any] = []
         if workflow is not None:
@@ -363,7 +379,7 @@ class PostgresStore(Store):
         query = sql.SQL(
             "SELECT {cols} FROM {schema}.runs {where} ORDER BY created_at DESC, id DESC LIMIT %s"
         ).format(
-            cols=sql.SQL(RUN_COLUMNS),
+            cols=sql.SQL(columns),
             schema=sql.Identifier(self.schema),
             where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
         )
@@ -478,7 +494,7 @@ class PostgresStore(Store):
                 "settled": seen_version is not None,
                 "seen": seen_version,
                 "status": outcome.status.value,
-                "output": None if outcome.output is None else Jsonb(outcome.output),
+                "output": None if outcome.output is None else _json(outcome.output),
                 "error": None if outcome.error is None else Jsonb(outcome.error.model_dump()),
                 "wake_at": outcome.wake_at,
                 "writes": _write_rows(writes),
@@ -546,7 +562,7 @@ class PostgresStore(Store):
                 "token": claim.token,
                 "status": write.status.value,
                 "attempt_status": write.attempt_status.value,
-                "result": None if write.result is None else Jsonb(write.result),
+                "result": None if write.result is None else _json(write.result),
                 "error": None if write.error is None else Jsonb(write.error.model_dump()),
                 "wake_at": write.wake_at,
                 "now": now,

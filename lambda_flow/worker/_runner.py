@@ -117,8 +117,7 @@ class StepRunner:
             with running_step(info), engine.observer.step(info, StepKind.RPC):
                 result = await function.invoke(claim.input)
         except Exception as exc:  # noqa: BLE001 - any failure of user code is data: store it
-            error = ErrorInfo.from_exception(exc, step_key=claim.step_key)
-            return self._failed(claim, exc, error)
+            return self._failed(claim, exc, engine.flow.step_error(exc, claim.step_key))
         engine.observer.step_finished(info, StepKind.RPC, StepStatus.SUCCEEDED, retrying=False)
         outcome = StepOutcome(
             status=StepStatus.SUCCEEDED, attempt_status=StepStatus.SUCCEEDED, result=result
@@ -148,7 +147,9 @@ class StepRunner:
         engine = self.service.engine
         final = is_final(exc, claim.attempt, claim.max_attempts)
         info = StepInfo(claim.run_id, claim.step_key, claim.attempt, claim.name, claim.workflow)
-        engine.observer.step_finished(info, StepKind.RPC, StepStatus.FAILED, retrying=not final)
+        engine.observer.step_finished(
+            info, StepKind.RPC, StepStatus.FAILED, retrying=not final, error=error
+        )
         finished = engine.clock.now()
         outcome = StepOutcome(
             status=StepStatus.FAILED if final else StepStatus.PENDING,

@@ -136,7 +136,7 @@ class SignupIn(BaseModel):
 
 @flow.workflow
 async def signup(wf: WorkflowContext, data: SignupIn) -> str:
-    """Started once per message of a queue by ``handlers.queue_start``."""
+    """Started once per message of a queue by ``lambda_flow.handlers.queue_start``."""
     welcome: str = await wf.do("Welcome", lambda: f"{data.email} on {data.plan}")
     return welcome
 
@@ -155,6 +155,6 @@ def count_signups(data: ReportIn) -> dict[str, Any]:
 
 @flow.workflow
 async def nightly_report(wf: WorkflowContext, data: ReportIn) -> dict[str, Any]:
-    """Started by ``handlers.schedule_start`` from an EventBridge schedule."""
+    """Started by ``lambda_flow.handlers.schedule_start`` from an EventBridge schedule."""
     report: dict[str, Any] = await wf.do("Count signups", "count_signups", data)
     return report

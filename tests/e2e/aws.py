@@ -352,8 +352,9 @@ class Invocation:
 
 
 def load_handler(name: str) -> ModuleType:
-    """Import ``handlers.<name>`` afresh: its module-level setup runs again (a cold start)."""
-    module = f"handlers.{name}"
+    """Import ``lambda_flow.handlers.<name>`` afresh: its module-level setup runs again (a cold
+    start)."""
+    module = f"lambda_flow.handlers.{name}"
     sys.modules.pop(module, None)
     return importlib.import_module(module)
 
@@ -405,7 +406,7 @@ class Harness:
         return sum(1 for i in self.invocations if i.function == function)
 
     def load(self, name: str) -> ModuleType:
-        """Import ``handlers.<name>`` (a cold start) for this harness to invoke."""
+        """Import ``lambda_flow.handlers.<name>`` (a cold start) for this harness to invoke."""
         self.handlers[name] = load_handler(name)
         return self.handlers[name]
 
@@ -623,7 +624,7 @@ class Harness:
     def close(self) -> None:
         reset_runtimes()
         for name in HANDLERS:
-            sys.modules.pop(f"handlers.{name}", None)
+            sys.modules.pop(f"lambda_flow.handlers.{name}", None)
 
 
 def handler_environment(

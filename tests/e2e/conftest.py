@@ -218,7 +218,8 @@ def api_rows(db: psycopg.Connection[Any]) -> Callable[[], tuple[int, int, int]]:
 def api_handler_env(
     monkeypatch: pytest.MonkeyPatch, database_url: str, schema: str
 ) -> Iterator[pytest.MonkeyPatch]:
-    """Environment for ``handlers.api.handler``: the test's database and schema, no queues.
+    """Environment for ``lambda_flow.handlers.api.handler``: the test's database and schema, no
+    queues.
 
     Set ``LAMBDA_FLOW_APP`` (and anything else) on the yielded monkeypatch. Runtimes are reset
     before and after, so each test builds its own.

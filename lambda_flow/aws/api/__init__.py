@@ -2,22 +2,31 @@
 
 Routes (JSON, snake_case):
 
+- ``GET /workflows``: 200 ``{"workflows"}``, each with its name, description, tags and input
+  and output JSON Schemas.
 - ``POST /workflows/{name}/start``: 202 ``{"run_id"}``. The body is the workflow's input; an
-  ``Idempotency-Key`` header makes a repeat return the first run's id (202 again).
+  ``Idempotency-Key`` header makes a repeat with the same input return the first run's id (202
+  again), and a repeat with another input a 422 ``IdempotencyConflict``.
 - ``POST /workflows/{name}/run``: 200 ``{"run_id", "status", "output", "error"}`` once the run
   has ended (completed, failed or cancelled) within ``?timeout=`` (capped), else 202
   ``{"run_id", "status"}`` (still running, or suspended).
 - ``GET /runs/{run_id}``: 200 the run; ``GET /runs/{run_id}/history``: 200 every attempt.
-- ``GET /runs?workflow=&status=&limit=&cursor=``: 200 ``{"runs", "next_cursor"}``.
+- ``GET /runs?workflow=&status=&limit=&cursor=``: 200 ``{"runs", "next_cursor"}``: run
+  summaries (no input or output), at most ``limit`` (1..1000) and about 1 MiB of them.
 - ``POST /runs/{run_id}/resume``, ``POST /runs/{run_id}/cancel`` (body ``{"reason"}``
   optional): 200 the run.
-- ``GET /openapi.json``: the OpenAPI document (served without a caller: it holds no run data).
+- ``GET /openapi.json``: the OpenAPI document, with a typed start and run operation per
+  workflow; ``GET /docs``: the Swagger UI over it (both served without a caller: they hold no
+  run data).
 
 Errors are ``{"error": {"type", "message", "details"}}``: 400 a body that is not JSON (or not
-base64/UTF-8), 401 no authenticated caller, 403 refused by the workflow's hook, 404 unknown
+base64/UTF-8) or an input holding text the database cannot store (``UnstorableInput``, naming
+where in ``details``), 401 no authenticated caller, 403 refused by the workflow's hook, 404 unknown
 workflow, run or route (a malformed run id is unknown too), 409 the run has already finished,
-413 a body over ``max_body_bytes`` (measured before anything is decoded), 422 input or query
-failing validation (pydantic's field errors in ``details``), 405 a known path asked with another
+413 a body over ``max_body_bytes`` (measured before anything is decoded) or an input whose JSON
+is over ``MAX_INPUT_BYTES`` (``InputTooLarge``), 422 input or query failing validation
+(pydantic's field errors in ``details``) or an ``Idempotency-Key`` reused with another input
+(``IdempotencyConflict``), 405 a known path asked with another
 method (``Allow`` names the right ones), 503 the database unreachable for now (with
 ``Retry-After``), 500 anything unexpected (logged; the answer names only the request id). No 4xx
 answer writes anything.
@@ -50,6 +59,7 @@ from ._models import (
     RunPage,
     RunStarted,
     RunView,
+    WorkflowList,
 )
 from ._request import HttpError, caller_from_event, read_json_body
 from ._resolver import build_api
@@ -66,6 +76,7 @@ __all__ = [
     "RunPage",
     "RunStarted",
     "RunView",
+    "WorkflowList",
     "build_api",
     "caller_from_event",
     "read_json_body",

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...core import ErrorInfo, Run, RunStatus, StepAttempt
+from ...core import ErrorInfo, Run, RunPage, RunStatus, StepAttempt, WorkflowInfo
 
 __all__ = [
     "ApiError",
@@ -19,6 +19,7 @@ __all__ = [
     "RunPage",
     "RunStarted",
     "RunView",
+    "WorkflowList",
 ]
 
 
@@ -94,14 +95,6 @@ class RunHistoryView(BaseModel):
     history: list[StepAttempt]
 
 
-class RunPage(BaseModel):
-    """One page of runs, newest first."""
-
-    runs: list[RunView]
-    next_cursor: str | None = None
-    """Pass as ``cursor`` for the next page; null once a page came back short."""
-
-
 class CancelRequest(BaseModel):
     """The optional body of ``POST /runs/{run_id}/cancel``."""
 
@@ -109,3 +102,9 @@ class CancelRequest(BaseModel):
 
     reason: str | None = Field(default=None, max_length=1000)
     """Why the run is cancelled; shown as the run's error message."""
+
+
+class WorkflowList(BaseModel):
+    """Every workflow the application registers, by name."""
+
+    workflows: list[WorkflowInfo]

@@ -82,35 +82,18 @@ def _bad_body(message: str, type: str = "InvalidJson") -> HttpError:
 
 
 def _too_large(max_body_bytes: int) -> HttpError:
-    return HttpError(
-        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-        "PayloadTooLarge",
-        f"the request body is larger than {max_body_bytes} bytes",
-    )
+    message = f"the request body is larger than {max_body_bytes} bytes"
+    detail = {
+        "loc": ["body"],
+        "msg": message,
+        "type": "payload_too_large",
+        "ctx": {"limit": max_body_bytes},
+    }
+    return HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PayloadTooLarge", message, [detail])
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
-
-
-def _unstorable(value: Any) -> str | None:
-    """Why Postgres' jsonb would refuse a string in ``value`` (NUL, lone surrogate), if so."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return "strings may not contain \\u0000"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "strings may not contain unpaired surrogates (\\ud800-\\udfff)"
-        elif isinstance(item, dict):
-            pending.extend(item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return None
 
 
 def _body_bytes(event: Mapping[str, Any], max_body_bytes: int) -> bytes:
@@ -144,7 +127,8 @@ def read_json_body(event: Mapping[str, Any], max_body_bytes: int) -> Any:
 
     Raises:
         HttpError: 413 when the body (decoded from base64, if it is) is over ``max_body_bytes``;
-            400 when it is not base64, UTF-8 or JSON, or holds text Postgres cannot store.
+            400 when it is not base64, UTF-8 or JSON. Text the database cannot store is
+            refused where every input is, by ``WorkflowService`` (``UnstorableInput``, 400).
     """
     try:
         text = _body_bytes(event, max_body_bytes).decode("utf-8")
@@ -162,8 +146,4 @@ def read_json_body(event: Mapping[str, Any], max_body_bytes: int) -> Any:
         raise _bad_body("the request body is not valid JSON: nested too deeply") from None
     except ValueError as exc:  # NaN/Infinity, or an integer with too many digits
         raise _bad_body(f"the request body is not valid JSON: {exc}") from None
-    if "\\u" in text:  # only escapes can smuggle in NUL or a lone surrogate
-        problem = _unstorable(value)
-        if problem is not None:
-            raise _bad_body(f"the request body cannot be stored: {problem}")
     return value

@@ -14,27 +14,72 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from ...core import (
     ConfigurationError,
     Duration,
+    IdempotencyConflict,
+    InputTooLarge,
     InvalidInput,
     InvalidRunState,
     RunNotFound,
+    RunPage,
     StoreUnavailable,
+    UnstorableInput,
     WorkflowNotFound,
     parse_duration,
 )
 from ...engine import Flow
 from ...service import WorkflowService
-from ._models import RunFinished, RunHistoryView, RunInProgress, RunPage, RunStarted, RunView
-from ._openapi import _CANCEL_BODY, _INPUT_BODY, _responses
+from ._models import (
+    RunFinished,
+    RunHistoryView,
+    RunInProgress,
+    RunStarted,
+    RunView,
+    WorkflowList,
+)
+from ._openapi import (
+    _CANCEL_BODY,
+    _INPUT_BODY,
+    MAX_PAGE_BYTES,
+    _package_version,
+    _responses,
+    with_workflows,
+)
 from ._request import HttpError
 from ._routes import _WorkflowRoutes
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 
 __all__ = ["build_api"]
 
 _LOGGER_NAME = "lambda_flow.aws.api"
 """The default logger's name: the public package's (not this module's), so it stays put."""
+
+DOCS_PATH = "/docs"
+"""Where the Swagger UI is served (``docs=True``)."""
+
+
+class _WorkflowResolver(APIGatewayHttpResolver):
+    """The Powertools resolver, whose OpenAPI document has each workflow's own operations.
+
+    Every way the document is read (``/openapi.json``, the Swagger UI, tools calling
+    ``get_openapi_schema``) goes through :func:`with_workflows`.
+    """
+
+    def __init__(self, flow: Flow) -> None:
+        super().__init__(enable_validation=True)
+        self._flow = flow
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPI:
+        """Powertools' document of the routes, with a typed start and run per workflow."""
+        from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, PathItem
+
+        document = super().get_openapi_schema(*args, **kwargs)
+        data = with_workflows(
+            document.model_dump(by_alias=True, exclude_none=True, mode="json"), self._flow
+        )
+        paths = {path: PathItem.model_validate(item) for path, item in data["paths"].items()}
+        return OpenAPI.model_validate({**data, "paths": paths})  # PathItems, as Powertools has
 
 
 def build_api(
@@ -46,6 +91,8 @@ def build_api(
     max_wait: Duration = "25s",
     poll_interval: Duration = "250ms",
     logger: logging.Logger | Logger | None = None,
+    max_page_bytes: int = MAX_PAGE_BYTES,
+    docs: bool = True,
 ) -> APIGatewayHttpResolver:
     """The HTTP API over ``service`` as a Powertools resolver: ``app.resolve(event, context)``.
 
@@ -58,6 +105,9 @@ def build_api(
             APIs give up on an integration after 30 seconds).
         poll_interval: how often ``/run`` looks at the run in remote mode.
         logger: where requests and errors are logged (the handler's Powertools Logger).
+        max_page_bytes: a ``GET /runs`` page stops once its runs take this many bytes of JSON.
+        docs: serve the Swagger UI at ``/docs`` (its script and styles ship inside Powertools;
+            nothing is fetched from a CDN). ``template.yaml`` gives it no route on AWS.
 
     Returns:
         The resolver, with every route and error answer registered.
@@ -66,7 +116,9 @@ def build_api(
         ConfigurationError: ``flow`` is not the service's flow, or a limit is not positive.
     """
     poll = _checked_options(service, flow, max_body_bytes=max_body_bytes, poll=poll_interval)
-    app = APIGatewayHttpResolver(enable_validation=True)
+    if max_page_bytes <= 0:
+        raise ConfigurationError(f"max_page_bytes must be positive, got {max_page_bytes}")
+    app = _WorkflowResolver(flow)
     routes = _WorkflowRoutes(
         app,
         service,
@@ -75,10 +127,11 @@ def build_api(
         wait_cap=parse_duration(max_wait),
         poll=poll,
         log=logger or logging.getLogger(_LOGGER_NAME),
+        max_page_bytes=max_page_bytes,
     )
     _add_workflow_routes(routes)
     _add_run_routes(routes)
-    _add_meta_routes(routes)
+    _add_meta_routes(routes, docs=docs)
     _add_error_answers(app, routes)
     return app
 
@@ -111,14 +164,28 @@ def _checked_options(
 
 
 def _add_workflow_routes(routes: _WorkflowRoutes) -> None:
-    """``POST /workflows/<name>/start`` and ``POST /workflows/<name>/run``."""
+    """``GET /workflows``, ``POST /workflows/<name>/start`` and ``POST /workflows/<name>/run``.
+
+    The OpenAPI document turns the two ``<name>`` routes into one per workflow.
+    """
+    routes.route(
+        "GET",
+        "/workflows",
+        summary="List workflows",
+        description="Every workflow with its description, tags and input and output schemas.",
+        tags=["workflows"],
+        responses=_responses([(200, WorkflowList, "The workflows, by name")], 401),
+    )(routes.list_workflows)
     routes.route(
         "POST",
         "/workflows/<name>/start",
         summary="Start a run of a workflow",
         description="Stores a run and queues it (remote mode) or runs it here (inline mode).",
         tags=["workflows"],
-        responses=_responses([(202, RunStarted, "The run was started")], 400, 401, 403, 404, 413),
+        responses=_responses(
+            [(202, RunStarted, "The run was started, or the Idempotency-Key's first run")],
+            *(400, 401, 403, 404, 413),
+        ),
         openapi_extensions=_INPUT_BODY,
     )(routes.start_workflow)
     routes.route(
@@ -160,8 +227,9 @@ def _add_run_routes(routes: _WorkflowRoutes) -> None:
         "/runs",
         summary="List runs",
         description=(
-            "Newest first. Runs the caller may not read are left out, so a page can be short "
-            "while next_cursor goes on."
+            "Newest first, as summaries (no input or output: GET /runs/{run_id} has them). Runs "
+            "the caller may not read are left out, and a page stops at about 1 MiB, so a page "
+            "can be short while next_cursor goes on."
         ),
         tags=["runs"],
         responses=_responses([(200, RunPage, "A page of runs")], 401),
@@ -183,18 +251,29 @@ def _add_run_routes(routes: _WorkflowRoutes) -> None:
     )(routes.cancel_run)
 
 
-def _add_meta_routes(routes: _WorkflowRoutes) -> None:
-    """``GET /openapi.json``: the API's own description, served without a caller."""
+def _add_meta_routes(routes: _WorkflowRoutes, *, docs: bool) -> None:
+    """``GET /openapi.json`` and the Swagger UI: the API's own description, without a caller."""
     routes.route("GET", "/openapi.json", summary="This OpenAPI document", tags=["meta"])(
         routes.openapi
     )
+    if docs:
+        routes.app.enable_swagger(
+            path=DOCS_PATH,
+            title="lambda-flow workflows API",
+            version=_package_version(),
+            description="Start, run, read, resume and cancel durable workflow runs.",
+        )
+        routes.remember("GET", DOCS_PATH)
 
 
 def _add_error_answers(app: APIGatewayHttpResolver, routes: _WorkflowRoutes) -> None:
     """Map each error to its answer; Powertools picks the handler of the closest base class."""
     handlers: list[tuple[type[Exception], Callable[[Any], Response[Any]]]] = [
         (HttpError, routes.http_error),
+        (UnstorableInput, routes.unstorable_input),
+        (InputTooLarge, routes.input_too_large),
         (InvalidInput, routes.invalid_input),
+        (IdempotencyConflict, routes.idempotency_conflict),
         (RequestValidationError, routes.invalid_request),
         (WorkflowNotFound, routes.unknown_workflow),
         (RunNotFound, routes.unknown_run),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -17,12 +18,17 @@ from pydantic import BaseModel, ValidationError
 from ...core import (
     AccessRequest,
     Caller,
+    IdempotencyConflict,
+    InputTooLarge,
     InvalidDuration,
     InvalidInput,
     InvalidRunState,
     Run,
     RunNotFound,
+    RunPage,
+    RunSummary,
     StoreUnavailable,
+    UnstorableInput,
     WorkflowNotFound,
     parse_duration,
 )
@@ -35,9 +41,9 @@ from ._models import (
     RunFinished,
     RunHistoryView,
     RunInProgress,
-    RunPage,
     RunStarted,
     RunView,
+    WorkflowList,
 )
 from ._openapi import (
     _JSON,
@@ -48,6 +54,7 @@ from ._openapi import (
     TimeoutQuery,
     WorkflowFilter,
     _package_version,
+    workflow_info,
 )
 from ._request import HttpError, _field_errors, _text, caller_from_event, read_json_body
 
@@ -127,6 +134,7 @@ class _WorkflowRoutes:
         wait_cap: timedelta,
         poll: timedelta,
         log: logging.Logger | Logger,
+        max_page_bytes: int,
     ) -> None:
         self.app = app
         self.service = service
@@ -136,13 +144,19 @@ class _WorkflowRoutes:
         self.wait_cap = wait_cap
         self.poll = poll
         self.log = log
+        self.max_page_bytes = max_page_bytes
         self._openapi: str | None = None
+        self._workflows: WorkflowList | None = None
         self._rules: list[tuple[str, re.Pattern[str]]] = []
 
     def route(self, method: str, rule: str, **options: Any) -> Any:
         """``app.get``/``app.post`` (by ``method``), remembering the rule for 405 answers."""
-        self._rules.append((method.upper(), _route_pattern(rule)))
+        self.remember(method, rule)
         return self.app.route(rule, method.upper(), **options)
+
+    def remember(self, method: str, rule: str) -> None:
+        """Note that ``rule`` answers ``method``, for the ``Allow`` of a 405."""
+        self._rules.append((method.upper(), _route_pattern(rule)))
 
     def methods_for(self, path: str) -> list[str]:
         """The methods some route serves ``path`` with (none: no route has this path)."""
@@ -293,17 +307,32 @@ class _WorkflowRoutes:
         cursor: CursorQuery = None,
     ) -> Response[Any]:
         caller = self.authenticated()
-        page = self.service.list_runs(workflow=workflow, status=status, limit=limit, cursor=cursor)
-        visible = [
-            RunView.of(run)
-            for run in page
-            if _permits(
-                self.flow,
-                AccessRequest(caller=caller, action="read", workflow=run.workflow, run_id=run.id),
+        page = self.service.list_runs(
+            workflow=workflow, status=status, limit=limit, cursor=cursor, summary=True
+        )
+        visible: list[RunSummary] = []
+        looked = size = 0
+        for run in page:
+            if size >= self.max_page_bytes:  # the rest waits for the next page
+                break
+            looked += 1
+            request = AccessRequest(
+                caller=caller, action="read", workflow=run.workflow, run_id=run.id
             )
-        ]
-        next_cursor = self.service.cursor_after(page[-1]) if len(page) == limit else None
+            if _permits(self.flow, request):
+                summary = RunSummary.of(run)
+                size += len(json.dumps(summary.model_dump(mode="json")))
+                visible.append(summary)
+        more = looked < len(page) or len(page) == limit
+        next_cursor = self.service.cursor_after(page[looked - 1]) if more and looked else None
         return _json(HTTPStatus.OK, RunPage(runs=visible, next_cursor=next_cursor))
+
+    def list_workflows(self) -> Response[Any]:
+        self.authenticated()
+        if self._workflows is None:
+            infos = [workflow_info(d) for d in sorted(self.flow, key=lambda d: d.name)]
+            self._workflows = WorkflowList(workflows=infos)
+        return _json(HTTPStatus.OK, self._workflows)
 
     def resume_run(self, run_id: str) -> Response[Any]:
         run = self.visible_run(run_id, "resume")
@@ -347,6 +376,21 @@ class _WorkflowRoutes:
 
     def invalid_input(self, exc: InvalidInput) -> Response[Any]:
         return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "InvalidInput", str(exc), exc.errors)
+
+    def unstorable_input(self, exc: UnstorableInput) -> Response[Any]:
+        # 400, not 422: the text itself cannot be kept, whatever the workflow expects.
+        return _error(HTTPStatus.BAD_REQUEST, "UnstorableInput", str(exc), exc.errors)
+
+    def input_too_large(self, exc: InputTooLarge) -> Response[Any]:
+        return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "InputTooLarge", str(exc), exc.errors)
+
+    def idempotency_conflict(self, exc: IdempotencyConflict) -> Response[Any]:
+        detail = {
+            "loc": ["header", "idempotency-key"],
+            "msg": "already used with a different input",
+            "type": "idempotency_conflict",
+        }
+        return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "IdempotencyConflict", str(exc), [detail])
 
     def invalid_request(self, exc: RequestValidationError) -> Response[Any]:
         errors = _field_errors(exc.errors())

@@ -6,9 +6,10 @@ of ``PYTHONPATH``:
 
     python tests/deploy/_invoke.py HANDLER OUT.json EVENT.json [EVENT.json ...]
 
-``HANDLER`` is the template's ``Handler`` (``handlers/api.handler``). Importing the module builds
-the function's runtime (settings, database, queues) as a cold start would. ``OUT.json`` receives
-``{"modules": {name: file}, "responses": [...]}``; stdout is left to the function's logs.
+``HANDLER`` is the template's ``Handler`` (``lambda_flow/handlers/api.handler``). Importing the
+module builds the function's runtime (settings, database, queues) as a cold start would.
+``OUT.json`` receives ``{"modules": {name: file}, "responses": [...]}``; stdout is left to the
+function's logs.
 """
 
 from __future__ import annotations

@@ -263,8 +263,9 @@ def test_the_template_defines_every_function_with_its_handler(deployment: Deploy
     assert set(functions) == set(FUNCTIONS)
     for name in FUNCTIONS:
         module = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()  # StepWorker -> step_worker
-        assert _function(deployment, name)["Handler"] == f"handlers/{module}.handler"
-        assert (ROOT / "handlers" / f"{module}.py").is_file()
+        handler = f"lambda_flow/handlers/{module}.handler"  # shipped inside the package
+        assert _function(deployment, name)["Handler"] == handler
+        assert (ROOT / "lambda_flow" / "handlers" / f"{module}.py").is_file()
 
 
 def _known_settings() -> set[str]:
@@ -505,10 +506,14 @@ def test_the_routes_are_the_apis_routes(
     finally:
         store.close()
     served = {
-        f"{method.upper()} {path}"
-        for path, item in paths.items()
-        for method in ("get", "post", "put", "patch", "delete")
-        if getattr(item, method, None) is not None
+        # the document has a start and a run per workflow; API Gateway's {name} route serves them
+        re.sub(r"^POST /workflows/[^/{}]+/(start|run)$", r"POST /workflows/{name}/\1", key)
+        for key in (
+            f"{method.upper()} {path}"
+            for path, item in paths.items()
+            for method in ("get", "post", "put", "patch", "delete")
+            if getattr(item, method, None) is not None
+        )
     }
 
     assert set(_routes(deployment)) == served | {"GET /openapi.json"}
@@ -652,6 +657,7 @@ def test_sam_build_makes_self_contained_artifacts(build: Build) -> None:
         assert not list(code.rglob("__pycache__")), name
         assert not (code / "tests").exists(), name
         assert not (code / ".venv").exists(), name
+        assert not (code / "handlers").exists(), name  # the handlers are lambda_flow's own
     # Binary wheels for the runtime's Python and the architecture, not the build machine's.
     for extension in ("pydantic_core/_pydantic_core", "psycopg_binary/_psycopg"):
         built = f"{extension}.cpython-{python}-{machine}-linux-gnu.so"

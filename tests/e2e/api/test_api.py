@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from handlers import api as api_handler
 from lambda_flow import (
     AccessRequest,
     ConfigurationError,
@@ -24,6 +23,8 @@ from lambda_flow import (
     WorkflowService,
 )
 from lambda_flow.aws.api import build_api, caller_from_event
+from lambda_flow.core import MAX_INPUT_BYTES
+from lambda_flow.handlers import api as api_handler
 from lambda_flow.testing import TimeSkippingClock
 from lambda_flow.transport.base import StepJob
 from tests import ROOT
@@ -167,6 +168,55 @@ def test_the_same_idempotency_key_starts_one_run(
     assert again.body == first.body
     assert other.body != first.body
     assert api_rows() == (2, 2, 2)
+
+
+@pytest.mark.parametrize("route", ["start", "run"])
+def test_an_idempotency_key_reused_with_another_input_is_422(
+    api_client: ApiClient, workflows: Any, api_rows: Rows, route: str
+) -> None:
+    key = {"Idempotency-Key": "k-1"}
+    first = api_client.post(
+        f"/workflows/greet/{route}", body='{"name": "Ada", "times": 2}', headers=key
+    )
+    reordered = api_client.post(
+        f"/workflows/greet/{route}", body='{"times": 2, "name": "Ada"}', headers=key
+    )
+    before = api_rows()
+
+    other = api_client.post(f"/workflows/greet/{route}", json_body={"name": "Bob"}, headers=key)
+
+    assert first.body["run_id"] == reordered.body["run_id"]  # key order is not a difference
+    error = error_of(other, 422, "IdempotencyConflict")
+    assert "'k-1'" in error["message"]
+    assert "'greet'" in error["message"]
+    assert first.body["run_id"] not in error["message"]  # another caller's run stays unnamed
+    assert error["details"][0]["loc"] == ["header", "idempotency-key"]
+    assert api_rows() == before
+
+
+def test_an_input_over_the_limit_is_413_naming_size_and_limit(
+    flow: Flow, api_service: WorkflowService, lambda_context: FakeLambdaContext, api_rows: Rows
+) -> None:
+    @flow.workflow
+    async def keep(wf: WorkflowContext, data: dict[str, Any]) -> str:
+        return "kept"
+
+    client = ApiClient(build_api(api_service, flow, max_body_bytes=2**20).resolve, lambda_context)
+    pad = MAX_INPUT_BYTES - len('{"pad":""}')
+    fits = client.post("/workflows/keep/start", json_body={"pad": "x" * pad})
+    before = api_rows()
+
+    over = client.post("/workflows/keep/start", json_body={"pad": "x" * (pad + 1)})
+    spaced = client.post("/workflows/keep/start", body='{"pad": "%s"}' % ("é" * (pad // 2 + 1)))
+
+    assert fits.status == 202
+    error = error_of(over, 413, "InputTooLarge")
+    assert (
+        f"{MAX_INPUT_BYTES + 1} bytes of JSON, over the limit of {MAX_INPUT_BYTES}"
+        in (error["message"])
+    )
+    assert error_of(spaced, 413, "InputTooLarge")  # measured in UTF-8 bytes, not characters
+    assert api_rows() == before
 
 
 def test_run_answers_200_with_the_output(api_client: ApiClient, workflows: Any) -> None:
@@ -376,6 +426,54 @@ def test_list_filters_and_pages(
     assert pages == 3
 
 
+def test_list_answers_summaries_without_input_or_output(
+    api_client: ApiClient, workflows: Any
+) -> None:
+    done = api_client.post("/workflows/greet/run", json_body={"name": "Ada"}).body["run_id"]
+    failed = api_client.post("/workflows/explode/run").body["run_id"]
+
+    runs = {r["id"]: r for r in api_client.get("/runs").body["runs"]}
+
+    assert set(runs[done]) == {
+        "id", "workflow", "status", "error", "created_at", "updated_at", "wake_at",
+    }  # fmt: skip
+    assert runs[done]["status"] == "completed"
+    assert runs[failed]["error"]["type"]
+    full = api_client.get(f"/runs/{done}").body
+    assert full["input"] == {"name": "Ada", "times": 1}
+    assert full["output"] == "hello Ada"
+
+
+def test_a_list_page_stops_at_its_byte_cap_and_the_cursor_goes_on(
+    flow: Flow,
+    workflows: Any,
+    api_service: WorkflowService,
+    lambda_context: FakeLambdaContext,
+    clock: TimeSkippingClock,
+) -> None:
+    client = ApiClient(build_api(api_service, flow, max_page_bytes=500).resolve, lambda_context)
+    started = []
+    for name in "abcdefg":
+        started.append(start(client, "greet", {"name": name}))
+        clock.advance("1s")
+
+    seen: list[str] = []
+    sizes: list[int] = []
+    query: dict[str, str] = {"limit": "1000"}
+    while True:
+        page = client.get("/runs", query=query)
+        sizes.append(len(page.body["runs"]))
+        seen.extend(run_ids(page))
+        if page.body["next_cursor"] is None:
+            break
+        query["cursor"] = page.body["next_cursor"]
+
+    assert seen == list(reversed(started))  # nothing skipped, nothing twice
+    assert max(sizes) < len(started)
+    one = len(json.dumps(client.get("/runs", query={"limit": "1"}).body["runs"][0]))
+    assert max(sizes) == -(-500 // one)  # stops once the page holds 500 bytes
+
+
 # -- operator actions --------------------------------------------------------------------------
 def test_resume_a_suspended_run(api_client: ApiClient, workflows: Any) -> None:
     run_id = start(api_client, "approval")
@@ -412,8 +510,6 @@ def test_cancel_with_and_without_a_reason(api_client: ApiClient, workflows: Any)
         ("{'name': 'Ada'}", "line 1, column 2"),
         ('{"name": NaN}', "NaN"),
         ("[" * 100_000, "nested too deeply"),
-        ('{"name": "A\\u0000da"}', "\\u0000"),
-        ('{"name": "\\ud800"}', "surrogate"),
     ],
 )
 @pytest.mark.parametrize("route", ["start", "run"])
@@ -427,6 +523,51 @@ def test_malformed_json_is_400(
     error = error_of(response, 400, "InvalidJson")
     assert fragment in error["message"]
     assert api_rows() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "fragment"),
+    [
+        ('{"name": "A\\u0000da"}', ["name"], "\\u0000"),
+        ('{"name": "\\ud800"}', ["name"], "surrogate"),
+        ('{"name": "Ada", "note": {"k\\u0000": 1}}', ["note", "k\\u0000"], "key contains a NUL"),
+        ('{"name": "Ada", "tags": ["ok", "\\udfff"]}', ["tags", 1], "surrogate"),
+    ],
+)
+@pytest.mark.parametrize("route", ["start", "run"])
+def test_text_the_database_cannot_store_is_400_naming_where(
+    api_client: ApiClient,
+    flow: Flow,
+    api_rows: Rows,
+    *,
+    route: str,
+    body: str,
+    loc: list[Any],
+    fragment: str,
+) -> None:
+    @flow.workflow
+    async def keep(wf: WorkflowContext, data: dict[str, Any]) -> str:
+        return "kept"
+
+    response = api_client.post(f"/workflows/keep/{route}", body=body)
+
+    error = error_of(response, 400, "UnstorableInput")
+    assert [d["loc"] for d in error["details"]] == [loc]
+    assert fragment in error["details"][0]["msg"]
+    assert api_rows() == (0, 0, 0)
+
+
+def test_a_cancel_reason_the_database_cannot_store_is_400(
+    api_client: ApiClient, workflows: Any, api_rows: Rows
+) -> None:
+    run_id = start(api_client, "approval")
+    before = api_rows()
+
+    response = api_client.post(f"/runs/{run_id}/cancel", body='{"reason": "no\\u0000pe"}')
+
+    assert error_of(response, 400, "UnstorableInput")["details"][0]["loc"] == ["reason"]
+    assert api_rows() == before
+    assert api_client.get(f"/runs/{run_id}").body["status"] == "suspended"
 
 
 def test_bodies_that_are_not_base64_or_utf8_are_400(
@@ -829,7 +970,7 @@ def test_unexpected_errors_are_500_and_logged(
 
 
 # -- the OpenAPI document ----------------------------------------------------------------------
-def test_openapi_document_lists_every_route(api_client: ApiClient) -> None:
+def test_openapi_document_lists_every_route(api_client: ApiClient, workflows: Any) -> None:
     response = api_client.get("/openapi.json", authorizer=ANONYMOUS)
 
     assert response.status == 200
@@ -840,9 +981,10 @@ def test_openapi_document_lists_every_route(api_client: ApiClient) -> None:
         for path, methods in document["paths"].items()
         for method, operation in methods.items()
     }
+    names = ["approval", "explode", "give_up", "greet", "guarded", "nap"]
     assert set(operations) == {
-        ("/workflows/{name}/start", "post"),
-        ("/workflows/{name}/run", "post"),
+        *((f"/workflows/{name}/{action}", "post") for name in names for action in ("start", "run")),
+        ("/workflows", "get"),
         ("/runs/{run_id}", "get"),
         ("/runs/{run_id}/history", "get"),
         ("/runs", "get"),
@@ -855,28 +997,145 @@ def test_openapi_document_lists_every_route(api_client: ApiClient) -> None:
         if path != "/openapi.json":
             error = operation["responses"]["500"]["content"]["application/json"]["schema"]
             assert error["$ref"].endswith("/ApiErrorResponse"), path
+    assert len({op["operationId"] for op in operations.values()}) == len(operations)
 
     def schema_of(path: str, method: str, status: str) -> str:
         content = operations[(path, method)]["responses"][status]["content"]
         return str(content["application/json"]["schema"]["$ref"]).rsplit("/", 1)[-1]
 
-    assert schema_of("/workflows/{name}/start", "post", "202") == "RunStarted"
-    assert schema_of("/workflows/{name}/run", "post", "200") == "RunFinished"
-    assert schema_of("/workflows/{name}/run", "post", "202") == "RunInProgress"
+    assert schema_of("/workflows/greet/start", "post", "202") == "RunStarted"
+    assert schema_of("/workflows/greet/run", "post", "200") == "RunFinished_greet"
+    assert schema_of("/workflows/greet/run", "post", "202") == "RunInProgress"
+    assert schema_of("/workflows", "get", "200") == "WorkflowList"
     assert schema_of("/runs/{run_id}", "get", "200") == "RunView"
     assert schema_of("/runs/{run_id}/history", "get", "200") == "RunHistoryView"
     assert schema_of("/runs", "get", "200") == "RunPage"
     assert schema_of("/runs/{run_id}/cancel", "post", "409") == "ApiErrorResponse"
-    start_op = operations[("/workflows/{name}/start", "post")]
-    assert "requestBody" in start_op
-    assert {p["name"] for p in start_op["parameters"]} == {"name", "idempotency-key"}
+    start_op = operations[("/workflows/greet/start", "post")]
+    assert start_op["operationId"] == "start_greet"
+    assert {p["name"] for p in start_op["parameters"]} == {"idempotency-key"}
     listing = operations[("/runs", "get")]
     assert {p["name"] for p in listing["parameters"]} == {"workflow", "status", "limit", "cursor"}
 
 
+def test_openapi_has_each_workflows_input_and_output_schema(
+    api_client: ApiClient, workflows: Any
+) -> None:
+    document = api_client.get("/openapi.json", authorizer=ANONYMOUS).body
+    components = document["components"]["schemas"]
+    paths = document["paths"]
+
+    def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+        ref = schema.get("$ref")
+        return components[ref.rsplit("/", 1)[-1]] if ref else schema
+
+    greet_body = paths["/workflows/greet/start"]["post"]["requestBody"]
+    assert greet_body["required"] is True
+    greeting = resolve(greet_body["content"]["application/json"]["schema"])
+    assert greeting["properties"]["name"]["maxLength"] == 40
+    assert greeting["required"] == ["name"]
+    order = resolve(paths["/workflows/guarded/run"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"])  # fmt: skip
+    assert order["properties"]["amount"]["minimum"] == 1
+    finished = components["RunFinished_greet"]
+    assert finished["properties"]["output"]["anyOf"][0] == {"type": "string"}
+    assert set(finished["properties"]) == {"run_id", "status", "output", "error"}
+    nap = paths["/workflows/nap/start"]["post"]["requestBody"]["content"]["application/json"]
+    assert nap["schema"]["type"] == "object"
+    approval = paths["/workflows/approval/start"]["post"]["requestBody"]
+    assert approval["required"] is False  # takes no input
+
+
+class RunView(BaseModel):
+    """A user's model named like one of the API's own."""
+
+    mine: int
+
+
+def test_openapi_keeps_workflow_models_apart_from_the_apis_own(
+    flow: Flow, api_service: WorkflowService, lambda_context: FakeLambdaContext
+) -> None:
+    @flow.workflow(name="odd name/with slash", description="Does odd things.", tags=["odd"])
+    async def odd(wf: WorkflowContext, data: RunView) -> Callable[[], int]:
+        return lambda: data.mine  # no JSON Schema: documented as any JSON
+
+    client = ApiClient(build_api(api_service, flow).resolve, lambda_context)
+    document = client.get("/openapi.json").body
+    components = document["components"]["schemas"]
+
+    operation = document["paths"]["/workflows/odd%20name%2Fwith%20slash/start"]["post"]
+    assert operation["operationId"] == "start_odd_name_with_slash"
+    assert operation["tags"] == ["workflows", "odd"]
+    assert operation["description"].startswith("Does odd things.")
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/RunView_2"
+    assert components["RunView_2"]["properties"] == {"mine": {"title": "Mine", "type": "integer"}}
+    assert "workflow" in components["RunView"]["properties"]  # the API's own, untouched
+    finished = components["RunFinished_odd_name_with_slash"]
+    assert "anyOf" not in finished["properties"]["output"]
+
+
+def test_list_workflows_gives_names_descriptions_tags_and_schemas(
+    api_client: ApiClient, flow: Flow
+) -> None:
+    @flow.workflow(description="Says hello.", tags=["demo", "greetings"])
+    async def hello(wf: WorkflowContext, data: Greeting) -> dict[str, int]:
+        return {"chars": len(data.name)}
+
+    @flow.workflow
+    async def anything(wf: WorkflowContext, data: Any) -> Any:
+        """Takes whatever it gets."""
+        return data
+
+    response = api_client.get("/workflows")
+
+    assert response.status == 200
+    by_name = {w["name"]: w for w in response.body["workflows"]}
+    assert list(by_name) == ["anything", "hello"]
+    assert by_name["hello"]["description"] == "Says hello."
+    assert by_name["hello"]["tags"] == ["demo", "greetings"]
+    assert by_name["hello"]["input_schema"]["properties"]["name"]["minLength"] == 1
+    assert by_name["hello"]["output_schema"] == {
+        "type": "object",
+        "additionalProperties": {"type": "integer"},
+    }
+    assert by_name["anything"] == {
+        "name": "anything",
+        "description": "Takes whatever it gets.",
+        "tags": [],
+        "input_schema": {},
+        "output_schema": {},
+    }
+    error_of(api_client.get("/workflows", authorizer=ANONYMOUS), 401, "Unauthorized")
+    error_of(api_client.post("/workflows"), 405, "MethodNotAllowed")
+
+
+def test_the_swagger_ui_is_served_at_docs_without_a_cdn(
+    api_client: ApiClient, workflows: Any
+) -> None:
+    raw = api_client.handle(api_client.event("GET", "/docs", authorizer=ANONYMOUS), None)
+
+    assert raw["statusCode"] == 200
+    assert raw["headers"]["Content-Type"] == "text/html"
+    page = raw["body"]
+    assert "SwaggerUIBundle" in page
+    assert "/workflows/greet/start" in page  # the typed document, not the generic one
+    assert "unpkg.com" not in page
+    assert "cdn.jsdelivr" not in page
+    error_of(api_client.post("/docs"), 405, "MethodNotAllowed")
+
+
+def test_docs_can_be_turned_off(
+    flow: Flow, api_service: WorkflowService, lambda_context: FakeLambdaContext
+) -> None:
+    client = ApiClient(build_api(api_service, flow, docs=False).resolve, lambda_context)
+
+    error_of(client.get("/docs"), 404, "NotFound")
+
+
 # -- the Lambda handler ------------------------------------------------------------------------
 HANDLER_FLOW = Flow()
-"""The app ``handlers.api`` loads in these tests (``LAMBDA_FLOW_APP``)."""
+"""The app ``lambda_flow.handlers.api`` loads in these tests (``LAMBDA_FLOW_APP``)."""
 
 
 @HANDLER_FLOW.workflow(name="onboard_user")

@@ -1,9 +1,9 @@
 """Remote mode on AWS, end to end: the real queue handlers, with SQS and Scheduler in moto.
 
 The same scenarios as ``tests/functional/test_remote.py`` (which runs them in-process through
-``LocalQueue``), here through ``handlers.orchestrator``, ``handlers.step_worker`` and
-``handlers.sweeper`` with events built from messages moto delivered. See ``tests/e2e/aws.py``
-for how the harness plays Lambda's event source and skips time.
+``LocalQueue``), here through ``lambda_flow.handlers.orchestrator``, ``step_worker`` and
+``sweeper`` with events built from messages moto delivered. See ``tests/e2e/aws.py`` for how the
+harness plays Lambda's event source and skips time.
 """
 
 from __future__ import annotations
@@ -498,7 +498,7 @@ def test_a_missing_or_malformed_setting_fails_the_cold_start(
 
     with pytest.raises(ConfigurationError, match=variable):
         load_handler(module)
-    assert f"handlers.{module}" not in sys.modules
+    assert f"lambda_flow.handlers.{module}" not in sys.modules
 
 
 # -- timers never fire early ------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Starting workflows from outside: ``handlers.queue_start`` (one run per SQS message) and
-``handlers.schedule_start`` (one run per EventBridge event), through moto and the real handlers."""
+"""Starting workflows from outside: ``lambda_flow.handlers.queue_start`` (one run per SQS
+message) and ``lambda_flow.handlers.schedule_start`` (one run per EventBridge event), through moto
+and the real handlers."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def rows(db: psycopg.Connection[Any]) -> Rows:
 
 @pytest.fixture
 def signups(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Harness:
-    """A ``signups`` queue (with its DLQ) whose messages ``handlers.queue_start`` turns into
-    runs of the ``signup`` workflow."""
+    """A ``signups`` queue (with its DLQ) whose messages ``lambda_flow.handlers.queue_start``
+    turns into runs of the ``signup`` workflow."""
     harness.add_queue("signups", "lambda-flow-signups")
     monkeypatch.setenv("LAMBDA_FLOW_TRIGGER_WORKFLOW", "signup")
     harness.load("queue_start")

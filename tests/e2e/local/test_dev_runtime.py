@@ -1,4 +1,8 @@
-"""``lambda-flow dev`` end to end: a real process, a real socket, the onboarding workflow."""
+"""``lambda-flow dev`` end to end: a real process, a real socket, the onboarding workflow.
+
+The server is stopped the way a user or a supervisor would, and that must work in a test run
+started in the background (``make test &``), whose processes inherit SIGINT ignored (issue 11).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -31,21 +37,40 @@ def _request(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]
         return error.code, json.load(error)
 
 
-@pytest.fixture
-def dev_server(database_url: str, schema: str) -> Any:
+SigintDisposition = Callable[[int, FrameType | None], Any] | int
+"""What the test process sets SIGINT to while it spawns the server (the child inherits it)."""
+
+
+def _spawn_dev(
+    database_url: str,
+    schema: str,
+    *,
+    app: str = "examples.onboarding:flow",
+    sigint: SigintDisposition = signal.default_int_handler,
+) -> tuple[subprocess.Popen[str], str]:
+    """Start ``lambda-flow dev`` on a free port; the process and its API's base URL.
+
+    ``sigint`` is set in this process around the spawn, as a shell would before starting a job:
+    a handler becomes SIG_DFL in the child (Ctrl-C works whatever this test run inherited),
+    ``SIG_IGN`` stays ignored (a background job's).
+    """
     command = [
-        sys.executable, "-m", "lambda_flow.cli", "--app", "examples.onboarding:flow",
+        sys.executable, "-m", "lambda_flow.cli", "--app", app,
         "--database-url", database_url, "--schema", schema,
         "dev", "--port", "0", "--sweep-every", "1s",
     ]  # fmt: skip
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    previous = signal.signal(signal.SIGINT, sigint)
+    try:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert process.stdout is not None
     first = process.stdout.readline()  # "lambda-flow dev: API on http://127.0.0.1:PORT ..."
     if "http://" not in first:
@@ -53,10 +78,36 @@ def dev_server(database_url: str, schema: str) -> Any:
         _, err = process.communicate(timeout=10)
         pytest.fail(f"dev runtime did not start: {first!r} {err}")
     url = first.split("http://", 1)[1].split()[0]
-    yield process, f"http://{url}"
+    return process, f"http://{url}"
+
+
+def _stops_cleanly(process: subprocess.Popen[str], signum: int) -> None:
+    """Send ``signum``; the server must stop within the timeout, exit 0, no traceback."""
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert "lambda-flow dev: stopped" in out
+
+
+@pytest.fixture
+def dev_server(database_url: str, schema: str) -> Any:
+    process, base = _spawn_dev(database_url, schema)
+    yield process, base
     if process.poll() is None:
         process.kill()
         process.communicate(timeout=10)
+
+
+def _wait_for_rest(base: str, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    run: dict[str, Any] = {}
+    while time.monotonic() < deadline:  # the real process uses the real clock: poll it
+        _, run = _request(f"{base}/runs/{run_id}")
+        if run["status"] != "running":
+            break
+        time.sleep(0.1)
+    return run
 
 
 def test_dev_runtime_serves_the_api_and_runs_workflows_to_completion(dev_server: Any) -> None:
@@ -70,13 +121,7 @@ def test_dev_runtime_serves_the_api_and_runs_workflows_to_completion(dev_server:
     assert status == 202
     run_id = started["run_id"]
 
-    deadline = time.monotonic() + 60
-    run: dict[str, Any] = {}
-    while time.monotonic() < deadline:  # the real process uses the real clock: poll it
-        _, run = _request(f"{base}/runs/{run_id}")
-        if run["status"] != "running":
-            break
-        time.sleep(0.1)
+    run = _wait_for_rest(base, run_id)
     assert run["status"] == "completed", run
     assert run["output"]["workspace_id"] == "ws-ada"
 
@@ -90,15 +135,52 @@ def test_dev_runtime_serves_the_api_and_runs_workflows_to_completion(dev_server:
         ("Send welcome email", "succeeded", 2),
         ("Provision workspace", "succeeded", 1),
     ]
+    failed = history["history"][3]["error"]  # stored with its traceback, from the step's code
+    assert (failed["type"], failed["message"]) == (
+        "ConnectionError",
+        "email provider unreachable (simulated)",
+    )
+    assert failed["traceback"].startswith("Traceback (most recent call last):")
+    assert "in send_email" in failed["traceback"]
     status, error = _request(f"{base}/workflows/nope/start", "POST", {})
     assert status == 404
     assert error["error"]["type"] == "WorkflowNotFound"
 
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    assert "Traceback" not in err
-    assert "stopped" in out
+    _stops_cleanly(process, signal.SIGINT)  # Ctrl-C
+
+
+def test_sigterm_stops_the_server_when_sigint_is_ignored(database_url: str, schema: str) -> None:
+    """A background job (``make test &``) inherits SIGINT ignored: SIGTERM must still stop it."""
+    process, _ = _spawn_dev(database_url, schema, sigint=signal.SIG_IGN)
+    try:
+        _stops_cleanly(process, signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+
+
+def test_gathered_rpc_steps_run_side_by_side(database_url: str, schema: str) -> None:
+    """Ten gathered steps each wait on one barrier of ten: they complete only if run at once.
+
+    One after another, the first step's wait runs out and the run fails (no timing asserted).
+    """
+    from tests.e2e.local import concurrent_app
+
+    process, base = _spawn_dev(database_url, schema, app="tests.e2e.local.concurrent_app:flow")
+    try:
+        status, started = _request(f"{base}/workflows/all_at_once/start", "POST", {})
+        assert status == 202, started
+
+        run = _wait_for_rest(base, started["run_id"], timeout=concurrent_app.BARRIER_TIMEOUT * 3)
+
+        assert run["status"] == "completed", run
+        assert run["output"] == list(range(concurrent_app.STEPS))
+        _stops_cleanly(process, signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
 
 
 # -- a client's mistakes get a 4xx, never silence or a 5xx (issue 9, defect 8) -----------------
@@ -194,3 +276,29 @@ def test_a_body_shorter_than_announced_is_400_after_the_read_timeout() -> None:
         server.shutdown()
         server.server_close()
     assert (answer, body["error"]["type"]) == (400, "InvalidContentLength")
+
+
+@pytest.mark.parametrize("pools", [{"step_workers": 0}, {"orchestrators": 0}])
+def test_worker_pools_must_have_a_thread(pools: dict[str, int]) -> None:
+    from examples.onboarding import flow
+    from lambda_flow import ConfigurationError
+    from lambda_flow.local.dev import DevRuntime
+
+    with pytest.raises(ConfigurationError, match="at least 1"):
+        DevRuntime(flow, database_url="postgresql://unused", port=0, **pools)
+
+
+def test_a_running_dev_publishes_itself_for_the_cli_and_unpublishes_when_stopped(
+    database_url: str, schema: str
+) -> None:
+    from lambda_flow.local.dev_endpoint import find_dev
+
+    process, base = _spawn_dev(database_url, schema)
+    try:
+        found = find_dev(database_url, schema)
+        assert found is not None
+        assert (found.url, found.pid) == (base, process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert find_dev(database_url, schema) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,14 @@ def test_api_then_orchestrator_then_step_worker(
 
 
 def test_a_poison_message_is_reported_as_a_batch_item_failure(
-    capsys: Any, database_url: str, schema: str
+    capsys: Any, database_url: str, schema: str, tmp_path: Path
 ) -> None:
-    code, result, _ = invoke(
-        capsys, database_url, schema, "Orchestrator", "-e", str(EVENTS / "sqs_orchestrator.json")
-    )
-    assert code == 0  # the sample names a run this database does not have
     sample = json.loads((EVENTS / "sqs_orchestrator.json").read_text())
+    del sample["lambda_flow_sample_run"]  # no stand-in: the run it names does not exist
+    event = tmp_path / "poison.json"
+    event.write_text(json.dumps(sample))
+    code, result, _ = invoke(capsys, database_url, schema, "Orchestrator", "-e", str(event))
+    assert code == 0
     failed = [{"itemIdentifier": sample["Records"][0]["messageId"]}]
     assert result["response"]["batchItemFailures"] == failed
 
@@ -97,3 +99,57 @@ def test_an_event_file_that_is_not_json(
     code, _, err = invoke(capsys, database_url, schema, "Api", "-e", str(broken))
     assert code == 2
     assert "is not valid JSON" in err
+
+
+# -- the sample events work out of the box (issue 11, item 10) -------------------------------
+SAMPLES = {
+    "api_get_run.json": ("Api", lambda r: r["statusCode"] == 200),
+    "api_cancel_run.json": (
+        "Api",
+        lambda r: r["statusCode"] == 200 and json.loads(r["body"])["status"] == "cancelled",
+    ),
+    "api_list_runs.json": ("Api", lambda r: r["statusCode"] == 200),
+    "sqs_orchestrator.json": ("Orchestrator", lambda r: r == {"batchItemFailures": []}),
+    "sqs_step.json": ("StepWorker", lambda r: r == {"batchItemFailures": []}),
+    "sweeper.json": ("Sweeper", lambda r: "runs" in r),
+}
+
+
+@pytest.mark.parametrize(("name", "expected"), SAMPLES.items(), ids=SAMPLES.keys())
+def test_every_sample_event_works_on_an_empty_database(
+    capsys: Any, database_url: str, schema: str, name: str, expected: tuple[str, Any]
+) -> None:
+    function, ok = expected
+    code, result, err = invoke(capsys, database_url, schema, function, "-e", str(EVENTS / name))
+
+    assert code == 0, err
+    assert ok(result["response"]), result
+    if "run_id" in (EVENTS / name).read_text():
+        assert "using stand-in run" in err
+
+
+def test_the_step_sample_runs_the_stand_ins_first_step(
+    capsys: Any, database_url: str, schema: str, db: Any
+) -> None:
+    code, _, _ = invoke(
+        capsys, database_url, schema, "StepWorker", "-e", str(EVENTS / "sqs_step.json")
+    )
+
+    assert code == 0
+    row = db.execute("SELECT status FROM steps WHERE step_key = 'Create profile'").fetchone()
+    assert row == ("succeeded",)
+
+
+def test_the_run_sample_runs_inline_instead_of_waiting_on_an_undrained_queue(
+    capsys: Any, database_url: str, schema: str
+) -> None:
+    started = time.monotonic()
+    code, result, _ = invoke(
+        capsys, database_url, schema, "Api", "-e", str(EVENTS / "api_run.json")
+    )
+
+    assert code == 0
+    assert result["response"]["statusCode"] == 200
+    assert json.loads(result["response"]["body"])["status"] == "completed"
+    assert result["queued"] == []
+    assert time.monotonic() - started < 15  # its timeout is 20s: it did not wait it out

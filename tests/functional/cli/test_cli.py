@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -46,6 +48,18 @@ async def always_fails(wf: WorkflowContext) -> None:
         raise RuntimeError("kaput")
 
     await wf.do("Boom", boom)
+
+
+@app.workflow
+async def nap(wf: WorkflowContext, data: dict[str, str]) -> str:
+    await wf.do("Before", lambda: "awake")
+    await wf.sleep("Nap", data.get("for", "1h"))
+    return str(await wf.do("After", lambda: "done"))
+
+
+@app.workflow
+async def echo(wf: WorkflowContext, data: dict[str, Any]) -> dict[str, Any]:
+    return data
 
 
 CliResult = tuple[int, str, str]
@@ -138,6 +152,21 @@ def test_start_a_run_that_fails_exits_1(cli: Cli) -> None:
     assert err == ""
     assert _field(out, "status") == "failed"
     assert "RuntimeError: kaput" in _field(out, "error")
+
+
+def test_history_shows_a_failed_attempts_traceback_on_request(cli: Cli) -> None:
+    _, out, _ = cli("start", "always_fails")
+    run_id = _field(out, "run_id")
+
+    _, table, _ = cli("history", run_id)
+    _, verbose, _ = cli("history", run_id, "--traceback")
+
+    assert "Traceback" not in table
+    assert "RuntimeError: kaput" in table
+    lines = verbose.splitlines()
+    failed = next(i for i, line in enumerate(lines) if line.startswith("Boom"))
+    assert lines[failed + 1].startswith("    Traceback (most recent call last):")
+    assert any('raise RuntimeError("kaput")' in line for line in lines[failed + 1 :])
 
 
 def test_start_with_idempotency_key_starts_one_run(cli: Cli, db: psycopg.Connection[Any]) -> None:
@@ -289,7 +318,9 @@ def test_app_and_schema_from_the_environment(
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out, _ = capsys.readouterr()
-    for command in ("demo", "start", "status", "history", "runs", "resume", "cancel"):
+    for command in (
+        "demo", "start", "run", "watch", "status", "history", "runs", "resume", "cancel", "db",
+    ):  # fmt: skip
         assert command in out
 
 
@@ -317,6 +348,27 @@ ERRORS = {
         ("start", "approve_order", "--input", '{"order_id": "o", "amount": 0}'),
         APP,
         "error: invalid input for workflow 'approve_order': amount: Input should be greater than 0",
+    ),
+    "no input for a workflow that requires one": (
+        ("start", "approve_order"),
+        APP,
+        "error: workflow 'approve_order' needs an input: missing required fields order_id, "
+        "amount (give --input JSON, --input - (stdin) or --input-file PATH)",
+    ),
+    "no input for run": (
+        ("run", "approve_order"),
+        APP,
+        "error: workflow 'approve_order' needs an input: missing required fields order_id",
+    ),
+    "input file missing": (
+        ("start", "double", "--input-file", "/no/such/input.json"),
+        APP,
+        "error: cannot read input file '/no/such/input.json': No such file or directory",
+    ),
+    "input and input file": (
+        ("start", "double", "--input", "{}", "--input-file", "x.json"),
+        APP,
+        "error: argument --input-file: not allowed with argument --input",
     ),
     "input is missing a field": (
         ("start", "approve_order", "--input", '{"amount": 1}'),
@@ -450,3 +502,133 @@ def test_resume_needs_an_app(cli: Cli, db: psycopg.Connection[Any]) -> None:
     assert code == 2
     assert err.startswith("error: no app given")
     assert _snapshot(db) == before
+
+
+# -- where work runs: printed id first, --no-wait, --follow, run, watch (issue 11, item 5/6) ---
+def test_start_prints_the_run_id_before_anything_else(cli: Cli) -> None:
+    code, out, _ = cli("start", "nap", "--input", '{"for": "5s"}')
+
+    assert code == 0
+    assert out.splitlines()[0].startswith("run_id  ")
+    assert _field(out, "status") == "completed"
+    assert out.count("run_id") == 1
+
+
+def test_no_wait_stores_the_run_and_resume_drives_it(cli: Cli, db: psycopg.Connection[Any]) -> None:
+    code, out, err = cli("start", "double", "--input", '{"x": 4}', "--no-wait")
+
+    assert (code, err) == (0, "")
+    run_id = _field(out, "run_id")
+    assert _field(out, "status") == "running"
+    assert f"lambda-flow resume {run_id}" in out
+    assert count_rows(db, "step_attempts") == 0  # stored, not driven
+
+    code, out, _ = cli("resume", run_id)
+    assert code == 0
+    assert _field(out, "status") == "completed"
+    assert json.loads(_field(out, "output")) == 8
+
+
+def test_follow_shows_each_attempt_and_the_sleeps_wake_time(
+    cli: Cli, clock: TimeSkippingClock
+) -> None:
+    code, out, err = cli("start", "nap", "--input", '{"for": "1h"}', "--follow")
+
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].startswith("run_id  ")
+    steps = [line.split()[:2] for line in lines[1:5]]
+    assert steps == [
+        ["succeeded", "Before"],
+        ["sleeping", "Nap"],
+        ["succeeded", "Nap"],
+        ["succeeded", "After"],
+    ]
+    assert "until 2026-01-01 01:00:01 UTC" in lines[2]  # started at 00:00:01, sleeps 1h
+    assert "\r" not in out  # no spinner: stdout is not a terminal
+    assert _field(out, "status") == "completed"
+
+
+def test_follow_exits_1_when_the_run_fails(cli: Cli) -> None:
+    code, out, _ = cli("start", "always_fails", "--follow")
+
+    assert code == 1
+    assert "failed     Boom  inline #1" in out
+    assert "RuntimeError: kaput" in out
+    assert _field(out, "status") == "failed"
+
+
+def test_run_prints_only_the_output(cli: Cli) -> None:
+    code, out, err = cli("run", "double", "--input", '{"x": 21}')
+
+    assert (code, err) == (0, "")
+    assert json.loads(out) == 42
+
+
+def test_run_of_a_run_that_ends_without_output(cli: Cli) -> None:
+    code, out, err = cli("run", "always_fails")
+    assert (code, out) == (1, "")
+    assert "status  failed" in err
+
+    code, out, err = cli("run", "approve_order", "--input", '{"order_id": "o", "amount": 1}')
+    assert (code, out) == (1, "")
+    assert "status  suspended" in err
+    assert "lambda-flow resume" in err
+
+
+def test_run_follow_shows_progress_on_stderr(cli: Cli) -> None:
+    code, out, err = cli("run", "nap", "--input", "{}", "--follow")
+
+    assert code == 0
+    assert json.loads(out) == "done"
+    assert "succeeded  After  inline #1" in err
+
+
+def test_input_from_a_file_and_from_stdin(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_text('{"x": 5}')
+    code, out, _ = cli("run", "double", "--input-file", str(path))
+    assert (code, json.loads(out)) == (0, 10)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"x": 6}'))
+    code, out, _ = cli("run", "double", "--input", "-")
+    assert (code, json.loads(out)) == (0, 12)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"x": 7'))
+    code, out, err = cli("start", "double", "--input-file", "-")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: the input on stdin is not valid JSON")
+
+
+def test_an_object_input_without_required_fields_defaults_to_empty(cli: Cli) -> None:
+    code, out, _ = cli("run", "nap")  # dict[str, str]: no field is required
+
+    assert (code, json.loads(out)) == (0, "done")
+
+
+def test_watch_prints_the_history_and_exits_with_the_outcome(cli: Cli) -> None:
+    done = _start(cli, "double", {"x": 1})
+    code, out, _ = cli("watch", done, app_spec=None)
+    assert code == 0
+    assert out.splitlines()[:2] == [f"run_id  {done}", "succeeded  Double  inline #1  0ms"]
+    assert _field(out, "status") == "completed"
+
+    _, started, _ = cli("start", "always_fails")
+    code, out, _ = cli("watch", _field(started, "run_id"), app_spec=None)
+    assert code == 1
+    assert _field(out, "status") == "failed"
+
+    code, out, _ = cli("watch", UNKNOWN_RUN, app_spec=None)
+    assert (code, out) == (2, "")
+
+
+def test_watch_a_suspended_run_says_how_to_resume_it(cli: Cli) -> None:
+    run_id = _start(cli, "approve_order", {"order_id": "o-9", "amount": 1})
+
+    code, out, _ = cli("watch", run_id, app_spec=None)
+
+    assert code == 0
+    assert f"suspended  Needs approval  (lambda-flow resume {run_id})" in out
+    assert _field(out, "status") == "suspended"

@@ -107,9 +107,7 @@ def test_step_result_is_committed_before_the_next_step_starts(
 
 
 # -- invariant 4: one pass at a time, and a pass that lost its lease cannot write -------------
-def test_a_second_pass_is_refused_while_one_holds_the_lease(
-    flow: Flow, make_service: Any
-) -> None:
+def test_a_second_pass_is_refused_while_one_holds_the_lease(flow: Flow, make_service: Any) -> None:
     service = make_service()
     rival = make_service()
     rival_outcomes: list[Any] = []
@@ -157,9 +155,7 @@ def test_a_pass_whose_lease_expired_and_was_taken_cannot_write(
     assert run.status is RunStatus.RUNNING
 
 
-def test_cancel_during_a_step_refuses_the_steps_write(
-    flow: Flow, service: WorkflowService
-) -> None:
+def test_cancel_during_a_step_refuses_the_steps_write(flow: Flow, service: WorkflowService) -> None:
     effects: Counter[str] = Counter()
 
     def cancelled_meanwhile() -> None:

@@ -345,9 +345,7 @@ def test_repeated_names_and_loops_get_occurrence_keys(
 
     assert service.get_run(run_id).output == [0, 10, 20]  # type: ignore[union-attr]
     assert runs == {0: 1, 1: 1, 2: 1}
-    keys = [
-        r[0] for r in db.execute("SELECT step_key FROM steps ORDER BY position").fetchall()
-    ]
+    keys = [r[0] for r in db.execute("SELECT step_key FROM steps ORDER BY position").fetchall()]
     assert keys == [
         "Process item",
         "Pause",
@@ -384,8 +382,13 @@ def test_unknown_function_name_fails_the_run_naming_it(
     run = service.get_run(run_id)
     assert run is not None
     assert run.error is not None
-    assert run.error.type == "FunctionNotFound"
-    assert "no_such_function" in run.error.message
+    assert run.error.type == "StepFailed"
+    assert "FunctionNotFound: unknown function 'no_such_function'" in run.error.message
+    # The step is in the history with its error (issue 11): tests/functional/engine/
+    # test_step_errors.py covers it in both modes.
+    [attempt] = service.get_run_history(run_id)
+    assert attempt.error is not None
+    assert attempt.error.type == "FunctionNotFound"
 
 
 def test_rpc_input_failing_validation_fails_the_step_without_retries(

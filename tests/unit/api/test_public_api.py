@@ -12,6 +12,7 @@ EXPECTED = {
     "AccessRequest", "Caller",
     "ConfigurationError", "Duration", "ErrorInfo", "Flow", "FunctionNotFound", "InvalidDuration",
     "InvalidInput", "InvalidRunState", "LambdaFlowError", "LeaseLost", "NonDeterminismError",
+    "IdempotencyConflict", "InputTooLarge", "UnstorableInput",
     "NonRetryableError", "PostgresStore", "Run", "RunCancelled", "RunFailed", "RunNotFound",
     "RunStatus", "RunSuspended", "RunTimedOut", "StepAttempt", "StepFailed", "StepInfo",
     "StepInterrupted",
@@ -65,13 +66,17 @@ PACKAGE_SURFACES = {
     "lambda_flow.core": {
         "ANY_CODEC", "AccessRequest", "Caller", "CancelSignal", "Clock", "Codec",
         "ConfigurationError", "DEFAULT_DATA_DIR", "DEFAULT_SCHEMA", "Duration", "ENV_APP",
-        "ENV_DATABASE_URL", "ENV_DATA_DIR", "ENV_SCHEMA", "EngineSignal", "ErrorInfo",
+        "ENV_DATABASE_URL", "ENV_DATA_DIR", "ENV_HOME", "ENV_SCHEMA", "EngineSignal",
+        "ErrorInfo",
         "FunctionNotFound", "InvalidDuration", "InvalidInput", "InvalidMessage", "InvalidRunState",
         "LambdaFlowError", "LeaseLost", "MAX_DURATION", "NonDeterminismError", "NonRetryableError",
         "Run", "RunCancelled", "RunFailed", "RunNotFound", "RunStatus", "RunSuspended",
         "RunTimedOut", "StepAttempt", "StepFailed", "StepInterrupted", "StepKind", "StepStatus",
         "StoreUnavailable", "SuspendSignal", "SystemClock", "WorkflowNotFound", "codec_for",
         "parse_duration", "resolve_hints", "run_sync", "setting",
+        "IdempotencyConflict", "InputTooLarge", "UnstorableInput", "MAX_INPUT_BYTES",
+        "RunPage", "RunSummary", "WorkflowInfo", "SchemaMode", "check_input", "check_storable",
+        "json_schemas", "json_size",
     },
     "lambda_flow.engine": {
         "Driver", "Engine", "FORMAT", "Flow", "FunctionDef", "LoggingObserver", "Observer",
@@ -85,13 +90,19 @@ PACKAGE_SURFACES = {
     },
     "lambda_flow.service": {"WorkflowService"},
     "lambda_flow.testing": {
-        "CrashBeforeWrite", "SimulatedCrash", "TimeSkippingClock", "replay_history",
+        "CrashBeforeWrite", "ServiceFactory", "SimulatedCrash", "TimeSkippingClock",
+        "replay_history",
     },
     "lambda_flow.graph": {
         "Flow", "Graph", "GraphDefinitionError", "GraphInputError", "GraphNode", "NodeConfig",
         "Ref", "branch", "define_graph", "ref",
     },
     "lambda_flow.cli": {"main"},
+    "lambda_flow.client": {
+        "ApiConnectionError", "Auth", "BearerToken", "Client", "HttpApiError", "RunPage",
+        "RunSummary", "SigV4Auth", "WorkflowInfo",
+    },
+    "lambda_flow.testing.plugin": {"lf_clock", "lf_database_url", "lf_service"},
 }  # fmt: skip
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers._common import setup
-from lambda_flow.aws.config import trigger_workflow
-from lambda_flow.aws.workers import queue_trigger_handler
+from ..aws.config import trigger_workflow
+from ..aws.workers import queue_trigger_handler
+from ._common import setup
 
 logger, tracer, metrics, runtime = setup("queue-start")
 _handle = queue_trigger_handler(

@@ -9,8 +9,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handlers._common import setup
-from lambda_flow.aws.workers import sweeper
+from ..aws.workers import sweeper
+from ._common import setup
 
 logger, tracer, metrics, runtime = setup("sweeper")
 _sweep = sweeper(runtime.service)

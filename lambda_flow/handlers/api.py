@@ -21,10 +21,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambda_flow.aws.api import build_api
-from lambda_flow.aws.config import ENV_ALLOW_ANONYMOUS
-from lambda_flow.aws.runtime import Runtime, get_runtime
-from lambda_flow.aws.tracing import make_tracer
+from ..aws.api import build_api
+from ..aws.config import ENV_ALLOW_ANONYMOUS
+from ..aws.runtime import Runtime, get_runtime
+from ..aws.tracing import make_tracer
 
 __all__ = ["ENV_ALLOW_ANONYMOUS", "get_app", "handler"]  # the switch used to be defined here
 

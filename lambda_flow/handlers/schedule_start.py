@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers._common import setup
-from lambda_flow.aws.config import trigger_workflow
-from lambda_flow.aws.workers import schedule_trigger_handler
+from ..aws.config import trigger_workflow
+from ..aws.workers import schedule_trigger_handler
+from ._common import setup
 
 logger, tracer, metrics, runtime = setup("schedule-start")
 _handle = schedule_trigger_handler(runtime.service, trigger_workflow())

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from handlers._common import setup
-from lambda_flow.aws.workers import step_worker_handler
+from ..aws.workers import step_worker_handler
+from ._common import setup
 
 logger, tracer, metrics, runtime = setup("step-worker")
 _handle = step_worker_handler(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers._common import setup
-from lambda_flow.aws.workers import orchestrator_handler
+from ..aws.workers import orchestrator_handler
+from ._common import setup
 
 logger, tracer, metrics, runtime = setup("orchestrator")
 _handle = orchestrator_handler(runtime.service, max_receives=runtime.settings.max_receives)

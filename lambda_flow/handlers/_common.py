@@ -11,9 +11,9 @@ import os
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from lambda_flow.aws.observability import NAMESPACE, PowertoolsObserver
-from lambda_flow.aws.runtime import Runtime, get_runtime
-from lambda_flow.aws.tracing import LambdaTracer, make_tracer
+from ..aws.observability import NAMESPACE, PowertoolsObserver
+from ..aws.runtime import Runtime, get_runtime
+from ..aws.tracing import LambdaTracer, make_tracer
 
 
 def setup(function: str) -> tuple[Logger, LambdaTracer, Metrics, Runtime]:

@@ -1,1 +1,0 @@
-"""The AWS Lambda entry points, one module per function."""

@@ -1,0 +1,1 @@
+"""The pytest plugin and the helpers of ``lambda_flow.testing``."""
