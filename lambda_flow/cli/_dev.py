@@ -21,8 +21,10 @@ def _require_local_extra(command: str) -> None:
 def _cmd_dev(session: Session) -> int:
     _require_local_extra("dev")
     from ..core import parse_duration
+    from ..local.console import log_to_console
     from ..local.dev import LOCAL_IDENTITY, DevRuntime, aws_clients_from_environment
 
+    log_to_console()
     args = session.args
     flow = session.app()
     sqs, scheduler = aws_clients_from_environment()
@@ -54,8 +56,10 @@ def _cmd_dev(session: Session) -> int:
 
 def _cmd_invoke(session: Session) -> int:
     _require_local_extra("invoke")
+    from ..local.console import log_to_console
     from ..local.invoke import invoke
 
+    log_to_console()  # on stderr: stdout carries the invocation's JSON
     args = session.args
     event = read_json_file(args.event, "event")
     result = invoke(

@@ -15,6 +15,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda-flow") as pool:
-        return pool.submit(asyncio.run, coro).result()
+        pass  # not inside a loop: run it here (outside the handler, so no chained context)
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda-flow") as pool:
+            return pool.submit(asyncio.run, coro).result()
+    return asyncio.run(coro)

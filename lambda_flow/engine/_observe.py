@@ -104,8 +104,8 @@ class LoggingObserver:
         retrying: bool,
         error: ErrorInfo | None = None,
     ) -> None:
-        """A failed attempt is a warning with its error; a success is a debug record."""
-        level = logging.DEBUG if status is StepStatus.SUCCEEDED else logging.WARNING
+        """A failed attempt is a warning with its error; a success is an info record."""
+        level = logging.INFO if status is StepStatus.SUCCEEDED else logging.WARNING
         if logger.isEnabledFor(level):
             fields = step_fields(info, kind, status, retrying=retrying, error=error)
             logger.log(level, "step attempt finished", extra=fields)

@@ -90,8 +90,8 @@ class StepRunner:
                 extra={"run_id": run_id, "workflow": claim.workflow, "step": step_key},
             )
             return JobResult.LOST
-        logger.info(
-            "step attempt finished",
+        logger.debug(  # the observer reports the attempt; this is the job's own record
+            "step job done",
             extra={
                 "run_id": run_id,
                 "workflow": claim.workflow,

@@ -12,13 +12,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -59,35 +60,57 @@ def _spawn_dev(
         "--database-url", database_url, "--schema", schema,
         "dev", "--port", "0", "--sweep-every", "1s",
     ]  # fmt: skip
+    # The logs go to a file, not a pipe nobody reads while the server runs (a full pipe would
+    # block the server mid-log).
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed with the process, see _stderr
     previous = signal.signal(signal.SIGINT, sigint)
     try:
         process = subprocess.Popen(  # noqa: S603 - our own CLI
             command,
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=log,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     finally:
         signal.signal(signal.SIGINT, previous)
+    _LOGS[process.pid] = log
     assert process.stdout is not None
     first = process.stdout.readline()  # "lambda-flow dev: API on http://127.0.0.1:PORT ..."
     if "http://" not in first:
         process.kill()
-        _, err = process.communicate(timeout=10)
-        pytest.fail(f"dev runtime did not start: {first!r} {err}")
+        process.communicate(timeout=10)
+        pytest.fail(f"dev runtime did not start: {first!r} {_stderr(process)}")
     url = first.split("http://", 1)[1].split()[0]
     return process, f"http://{url}"
 
 
-def _stops_cleanly(process: subprocess.Popen[str], signum: int) -> None:
-    """Send ``signum``; the server must stop within the timeout, exit 0, no traceback."""
+_LOGS: dict[int, IO[str]] = {}
+
+
+def _stderr(process: subprocess.Popen[str]) -> str:
+    """What the (finished) server wrote on stderr: its logs."""
+    log = _LOGS.pop(process.pid)
+    log.seek(0)
+    text = log.read()
+    log.close()
+    return text
+
+
+def _stops_cleanly(process: subprocess.Popen[str], signum: int) -> str:
+    """Send ``signum``; the server must stop within the timeout, exit 0, and not crash.
+
+    Returns its logs. A failed step's stored traceback is logged indented under its record; an
+    unindented ``Traceback`` would be the server's own crash.
+    """
     process.send_signal(signum)
-    out, err = process.communicate(timeout=30)
+    out, _ = process.communicate(timeout=30)
+    err = _stderr(process)
     assert process.returncode == 0, err
-    assert "Traceback" not in err
+    assert not any(line.startswith("Traceback") for line in err.splitlines()), err
     assert "lambda-flow dev: stopped" in out
+    return err
 
 
 @pytest.fixture
@@ -142,11 +165,22 @@ def test_dev_runtime_serves_the_api_and_runs_workflows_to_completion(dev_server:
     )
     assert failed["traceback"].startswith("Traceback (most recent call last):")
     assert "in send_email" in failed["traceback"]
+    assert "During handling" not in failed["traceback"]  # the step's own, no engine context
     status, error = _request(f"{base}/workflows/nope/start", "POST", {})
     assert status == 404
     assert error["error"]["type"] == "WorkflowNotFound"
 
-    _stops_cleanly(process, signal.SIGINT)  # Ctrl-C
+    logs = _stops_cleanly(process, signal.SIGINT)  # Ctrl-C
+    # Readable logs: an HTTP access line, a line per attempt with its fields, and the failed
+    # attempt's traceback indented under its record.
+    lines = logs.splitlines()
+    assert any('"POST /workflows/onboard_user/start HTTP/1.1" 202' in line for line in lines)
+    attempts = [line for line in lines if "step attempt finished" in line and run_id in line]
+    assert len(attempts) == 5, logs  # the sleep is no attempt of code
+    assert "step='Send welcome email'  attempt=1" in attempts[2]
+    assert "error_type=ConnectionError" in attempts[2]
+    below = lines[lines.index(attempts[2]) + 1]
+    assert below == "    Traceback (most recent call last):"
 
 
 def test_sigterm_stops_the_server_when_sigint_is_ignored(database_url: str, schema: str) -> None:
