@@ -181,6 +181,26 @@ class StepInterrupted(StepFailed):
     """
 
 
+class CallbackFailed(StepFailed):
+    """The callback was failed from outside (``fail_callback``).
+
+    ``error_message`` and ``error_type`` hold what the caller said.
+    """
+
+
+class CallbackTimedOut(StepFailed):
+    """The callback was not completed within its ``timeout``, or not heartbeated within its
+    ``heartbeat_timeout``."""
+
+
+class ConditionNotMet(StepFailed):
+    """``wait_for_condition`` used up its ``max_attempts`` checks without the condition holding."""
+
+
+class StepTimedOut(StepFailed):
+    """Every attempt the step's retry policy allowed ran longer than its ``timeout``."""
+
+
 class NonRetryableError(LambdaFlowError):
     """Raise from a step to fail it at once, without using its remaining retries."""
 
@@ -227,6 +247,61 @@ class RunTimedOut(LambdaFlowError, TimeoutError):
         super().__init__(f"run {run_id} did not finish in time (still {status})")
         self.run_id = run_id
         self.status = status
+
+
+class InvalidOption(LambdaFlowError, ValueError):
+    """An option of a primitive is invalid (a negative timeout, ``retry=`` with ``retries=``...).
+
+    Attributes:
+        parameter: the option's name.
+    """
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+class RunDeadlineExceeded(LambdaFlowError):
+    """A run went past its deadline (``@flow.workflow(timeout=...)`` or ``run_timeout=``).
+
+    The run fails with this error type; its pending timers, callbacks and jobs are dropped.
+    """
+
+
+class CallbackNotFound(LambdaFlowError, LookupError):
+    """No callback has this id."""
+
+    def __init__(self, callback_id: str) -> None:
+        super().__init__(f"callback {callback_id!r} not found")
+        self.callback_id = callback_id
+
+
+class CallbackConflict(LambdaFlowError):
+    """The callback cannot take this completion.
+
+    It was completed before with another payload (or failed with another error), it timed out,
+    or its run ended without it. Nothing changes.
+    """
+
+    def __init__(self, callback_id: str, reason: str) -> None:
+        super().__init__(f"callback {callback_id!r}: {reason}")
+        self.callback_id = callback_id
+        self.reason = reason
+
+
+class WorkflowCancelled(BaseException):
+    """Raised into a workflow body at the ``wf.*`` call it waits on when its run is cancelled.
+
+    A ``BaseException``, so ``except Exception`` does not swallow it. The body may catch it (or
+    use ``finally``) to run compensating steps; the run ends ``cancelled`` when the body ends.
+
+    Attributes:
+        reason: why the run was cancelled (None when no reason was given).
+    """
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason or "cancelled")
+        self.reason = reason
 
 
 class EngineSignal(BaseException):

@@ -16,7 +16,7 @@ from ._flow import Flow, FunctionDef, WorkflowDef
 from ._history import FORMAT, export_run, replay_history
 from ._observe import LoggingObserver, Observer, run_fields, step_fields
 from ._replay import OrchestrationPass, StepSpec
-from ._retry import is_final
+from ._retry import RetryPolicy, is_final
 
 __all__ = [
     "FORMAT",
@@ -27,6 +27,7 @@ __all__ = [
     "LoggingObserver",
     "Observer",
     "OrchestrationPass",
+    "RetryPolicy",
     "StepInfo",
     "StepSpec",
     "WorkflowContext",

@@ -20,6 +20,10 @@ EXPECTED = {
     "WorkflowService",
     "current_step", "parse_duration",
     "GraphDefinitionError", "GraphInputError", "branch", "ref",
+    # issue 12: waiting on the outside world, bounding the time
+    "CallbackConflict", "CallbackFailed", "CallbackNotFound", "CallbackTimedOut",
+    "ConditionNotMet", "InvalidOption", "RetryPolicy", "RunDeadlineExceeded", "StepTimedOut",
+    "WorkflowCancelled",
 }  # fmt: skip
 
 
@@ -74,12 +78,15 @@ PACKAGE_SURFACES = {
         "RunTimedOut", "StepAttempt", "StepFailed", "StepInterrupted", "StepKind", "StepStatus",
         "StoreUnavailable", "SuspendSignal", "SystemClock", "WorkflowNotFound", "codec_for",
         "parse_duration", "resolve_hints", "run_sync", "setting",
+        "CallbackConflict", "CallbackFailed", "CallbackNotFound", "CallbackTimedOut",
+        "ConditionNotMet", "InvalidOption", "RunDeadlineExceeded", "StepTimedOut",
+        "WorkflowCancelled",
         "IdempotencyConflict", "InputTooLarge", "UnstorableInput", "MAX_INPUT_BYTES",
         "RunPage", "RunSummary", "WorkflowInfo", "SchemaMode", "check_input", "check_storable",
         "json_schemas", "json_size",
     },
     "lambda_flow.engine": {
-        "Driver", "Engine", "FORMAT", "Flow", "FunctionDef", "LoggingObserver", "Observer",
+        "Driver", "Engine", "FORMAT", "RetryPolicy", "Flow", "FunctionDef", "LoggingObserver", "Observer",
         "OrchestrationPass", "StepInfo", "StepSpec", "WorkflowContext", "WorkflowDef",
         "current_step", "export_run", "is_final", "load_flow", "replay_history", "run_fields",
         "running_step", "step_fields",
