@@ -189,8 +189,10 @@ class CallbackFailed(StepFailed):
 
 
 class CallbackTimedOut(StepFailed):
-    """The callback was not completed within its ``timeout``, or not heartbeated within its
-    ``heartbeat_timeout``."""
+    """The callback was not completed (or heartbeated) in time.
+
+    Its ``timeout`` passed, or its ``heartbeat_timeout`` passed since the last heartbeat.
+    """
 
 
 class ConditionNotMet(StepFailed):

@@ -86,7 +86,8 @@ PACKAGE_SURFACES = {
         "json_schemas", "json_size",
     },
     "lambda_flow.engine": {
-        "Driver", "Engine", "FORMAT", "RetryPolicy", "Flow", "FunctionDef", "LoggingObserver", "Observer",
+        "Driver", "Engine", "FORMAT", "RetryPolicy", "Flow", "FunctionDef", "LoggingObserver",
+        "Observer",
         "OrchestrationPass", "StepInfo", "StepSpec", "WorkflowContext", "WorkflowDef",
         "current_step", "export_run", "is_final", "load_flow", "replay_history", "run_fields",
         "running_step", "step_fields",
