@@ -24,7 +24,6 @@ def _cmd_dev(session: Session) -> int:
     from ..local.console import log_to_console
     from ..local.dev import LOCAL_IDENTITY, DevRuntime, aws_clients_from_environment
 
-    log_to_console()
     args = session.args
     flow = session.app()
     sqs, scheduler = aws_clients_from_environment()
@@ -50,7 +49,8 @@ def _cmd_dev(session: Session) -> int:
         scheduler_client=scheduler,
     )
     queues = "SQS and Scheduler at $AWS_ENDPOINT_URL" if sqs is not None else "local queues"
-    runtime.serve_until_stopped(queues)
+    with log_to_console():
+        runtime.serve_until_stopped(queues)
     return EXIT_OK
 
 
@@ -59,17 +59,17 @@ def _cmd_invoke(session: Session) -> int:
     from ..local.console import log_to_console
     from ..local.invoke import invoke
 
-    log_to_console()  # on stderr: stdout carries the invocation's JSON
     args = session.args
     event = read_json_file(args.event, "event")
-    result = invoke(
-        args.function,
-        event,
-        flow=session.app(),
-        database_url=session.database_url(),
-        schema=session.schema(),
-        workflow=args.workflow or setting(None, "LAMBDA_FLOW_TRIGGER_WORKFLOW"),
-    )
+    with log_to_console():  # on stderr: stdout carries the invocation's JSON
+        result = invoke(
+            args.function,
+            event,
+            flow=session.app(),
+            database_url=session.database_url(),
+            schema=session.schema(),
+            workflow=args.workflow or setting(None, "LAMBDA_FLOW_TRIGGER_WORKFLOW"),
+        )
     print(to_json({"response": result.response, "queued": result.queued}))
     return EXIT_OK
 

@@ -7,9 +7,11 @@ run id and step first), with a failed attempt's stored traceback indented under 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import textwrap
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -40,11 +42,36 @@ class ReadableFormatter(logging.Formatter):
         return line
 
 
-def log_to_console(level: int = logging.INFO, stream: TextIO | None = None) -> None:
-    """Print lambda-flow's records readably on ``stream`` (stderr by default)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """The stream is always the current stderr; nothing to set."""
+
+
+@contextlib.contextmanager
+def log_to_console(level: int = logging.INFO, stream: TextIO | None = None) -> Iterator[None]:
+    """Print lambda-flow's records readably while the block runs (on stderr by default).
+
+    The ``lambda_flow`` logger's handlers, level and propagation are restored afterwards, so a
+    command run in-process (tests, a notebook) leaves logging as it found it.
+    """
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(ReadableFormatter())
     logger = logging.getLogger("lambda_flow")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
     logger.handlers = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.level, logger.propagate = saved

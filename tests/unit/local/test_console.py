@@ -32,13 +32,15 @@ def test_a_record_reads_as_one_line_with_its_fields_run_and_step_first() -> None
     ]
 
 
-def test_log_to_console_prints_lambda_flows_info_records() -> None:
+def test_log_to_console_prints_lambda_flows_records_and_restores_logging() -> None:
     stream = io.StringIO()
     logger = logging.getLogger("lambda_flow")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    try:
-        log_to_console(stream=stream)
+    before = (logger.handlers[:], logger.level, logger.propagate)
+
+    with log_to_console(stream=stream):
         logger.info("run finished", extra={"run_id": "r-2", "status": "completed"})
-    finally:
-        logger.handlers, logger.level, logger.propagate = saved
+    logger.info("after the block")
+
     assert "INFO    run finished  run_id=r-2  status=completed" in stream.getvalue()
+    assert "after the block" not in stream.getvalue()
+    assert (logger.handlers, logger.level, logger.propagate) == before
