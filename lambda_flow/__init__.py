@@ -42,13 +42,14 @@ from .core import (
     WorkflowNotFound,
     parse_duration,
 )
-from .engine import RetryPolicy, StepInfo, WorkflowContext, current_step
+from .engine import Callback, RetryPolicy, StepInfo, WorkflowContext, current_step
 from .graph import Flow, GraphDefinitionError, GraphInputError, branch, ref
 from .service import WorkflowService
 from .store.postgres import PostgresStore
 
 __all__ = [
     "AccessRequest",
+    "Callback",
     "CallbackConflict",
     "CallbackFailed",
     "CallbackNotFound",

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 import psycopg
 
 from ..core import DEFAULT_SCHEMA, ENV_APP, ENV_SCHEMA, Clock, LambdaFlowError
+from ._callbacks import add_callback
 from ._db import add_db
 from ._demo import add_demo
 from ._dev import add_dev, add_invoke
@@ -61,6 +62,7 @@ _COMMANDS: tuple[Callable[[AddCommand], None], ...] = (
     add_history,
     add_runs,
     add_resume,
+    add_callback,
     add_graph,
     add_dev,
     add_invoke,

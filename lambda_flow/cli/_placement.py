@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
@@ -59,14 +60,24 @@ class Placement(abc.ABC):
         return StoredOnlyDriver()
 
     def start(
-        self, service: WorkflowService, workflow: str, data: Any, idempotency_key: str | None
+        self,
+        service: WorkflowService,
+        workflow: str,
+        data: Any,
+        idempotency_key: str | None,
+        run_timeout: str | None = None,
     ) -> str:
         """Store a run of ``workflow`` (queueing its first job if workers drive it); its id."""
-        return service.start(workflow, data, idempotency_key=idempotency_key)
+        return service.start(
+            workflow, data, idempotency_key=idempotency_key, run_timeout=run_timeout
+        )
 
-    def resume(self, service: WorkflowService, run_id: str) -> None:
-        """Mark a suspended run running again (queueing a pass if workers drive it)."""
-        service.resume(run_id)
+    def resume(self, service: WorkflowService, run_id: str, payload: Any = None) -> None:
+        """Mark a suspended run running again (queueing a pass if workers drive it).
+
+        ``payload`` is what the awaited ``wf.suspend`` returns.
+        """
+        service.resume(run_id, payload)
 
 
 class HerePlacement(Placement):
@@ -106,14 +117,28 @@ class DevPlacement(Placement):
         return f"lambda-flow dev at {self.endpoint.url} (pid {self.endpoint.pid})"
 
     def start(
-        self, service: WorkflowService, workflow: str, data: Any, idempotency_key: str | None
+        self,
+        service: WorkflowService,
+        workflow: str,
+        data: Any,
+        idempotency_key: str | None,
+        run_timeout: str | None = None,
     ) -> str:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        answer = self._post(f"/workflows/{workflow}/start", data, headers)
+        query = f"?{urllib.parse.urlencode({'run_timeout': run_timeout})}" if run_timeout else ""
+        answer = self._post(f"/workflows/{workflow}/start{query}", data, headers)
         return str(answer["run_id"])
 
-    def resume(self, service: WorkflowService, run_id: str) -> None:
-        self._post(f"/runs/{run_id}/resume", None, {})
+    def resume(self, service: WorkflowService, run_id: str, payload: Any = None) -> None:
+        self._post(f"/runs/{run_id}/resume", None if payload is None else {"payload": payload}, {})
+
+    def post(self, path: str, body: Any) -> Any:
+        """POST ``body`` (JSON) to dev's API at ``path``; its answer, decoded.
+
+        Raises:
+            CommandError: dev answered an error (named) or could not be reached.
+        """
+        return self._post(path, body, {})
 
     def _post(self, path: str, body: Any, headers: dict[str, str]) -> Any:
         request = urllib.request.Request(  # noqa: S310 - dev's own loopback http:// URL

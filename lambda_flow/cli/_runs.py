@@ -19,6 +19,7 @@ from ._session import (
     AddCommand,
     CommandError,
     Session,
+    parse_input,
     read_input,
 )
 from ._watch import Progress, carry_on, interruptible, wait_for_run
@@ -57,7 +58,13 @@ def _start(session: Session) -> tuple[WorkflowService, Placement, str]:
     definition.validate_input(data)
     placement = choose_placement(session)
     service = session.service(flow, driver=placement.driver())
-    run_id = placement.start(service, definition.name, data, session.args.idempotency_key)
+    run_id = placement.start(
+        service,
+        definition.name,
+        data,
+        session.args.idempotency_key,
+        getattr(session.args, "run_timeout", None),
+    )
     return service, placement, run_id
 
 
@@ -139,13 +146,18 @@ def _cmd_resume(session: Session) -> int:
         raise CommandError(
             f"run {run.id} is a run of workflow {run.workflow!r}, which the app does not define"
         )
-    placement.resume(service, run.id)
+    payload = (
+        None if session.args.payload is None else parse_input(session.args.payload, "--payload")
+    )
+    placement.resume(service, run.id, payload)
     return carry_on(session, service, placement, run.id)
 
 
 def _cmd_cancel(session: Session) -> int:
     service = session.service(session.app(required=False))
-    run = service.cancel(session.args.run_id, session.args.reason)
+    run = service.cancel(
+        session.args.run_id, session.args.reason, cleanup_timeout=session.args.cleanup_timeout
+    )
     return print_outcome(run)
 
 
@@ -166,6 +178,11 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
         "--input-file", metavar="PATH", help="read the input (JSON) from a file; `-` is stdin"
     )
     parser.add_argument("--idempotency-key", metavar="KEY", help="start at most one run per key")
+    parser.add_argument(
+        "--run-timeout",
+        metavar="DURATION",
+        help="how long the run may take, e.g. 7d (past it the run fails: RunDeadlineExceeded)",
+    )
 
 
 def _follow_option(parser: argparse.ArgumentParser) -> None:
@@ -248,12 +265,20 @@ def add_resume(command: AddCommand) -> None:
     )
     resume.epilog = _WAITING
     resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument(
+        "--payload", metavar="JSON", help="what the awaited wf.suspend returns (a decision)"
+    )
     _follow_option(resume)
     _no_wait_option(resume)
 
 
 def add_cancel(command: AddCommand) -> None:
-    """Add ``cancel RUN_ID [--reason TEXT]``."""
+    """Add ``cancel RUN_ID [--reason TEXT] [--cleanup-timeout DURATION]``."""
     cancel = command("cancel", _cmd_cancel, "cancel a running or suspended run")
     cancel.add_argument("run_id", metavar="RUN_ID")
     cancel.add_argument("--reason", help="why (stored as the run's error)")
+    cancel.add_argument(
+        "--cleanup-timeout",
+        metavar="DURATION",
+        help="how long the workflow may clean up after the cancellation (default: until done)",
+    )

@@ -303,16 +303,60 @@ class Client:
             cursor = page.next_cursor
 
     # -- operator actions --------------------------------------------------------------------
-    def resume(self, run_id: str) -> Run:
+    def resume(self, run_id: str, payload: Any = None) -> Run:
         """Resume a suspended run (or drive a running one whose process stopped).
+
+        ``payload`` is what the awaited ``wf.suspend`` returns.
 
         Raises:
             RunNotFound: unknown run.
             InvalidRunState: the run has already finished.
         """
         context = RequestContext(run_id=run_id, operation="resume")
-        _, body = self._request("POST", f"/runs/{_segment(run_id)}/resume", context=context)
+        _, body = self._request(
+            "POST",
+            f"/runs/{_segment(run_id)}/resume",
+            body=None if payload is None else {"payload": payload},
+            has_body=payload is not None,
+            context=context,
+        )
         return Run.model_validate(body)
+
+    # -- callbacks ---------------------------------------------------------------------------
+    def complete_callback(self, callback_id: str, payload: Any = None) -> None:
+        """Complete a callback with ``payload`` (idempotent: the same payload again is fine).
+
+        Raises:
+            CallbackNotFound: no callback has this id.
+            CallbackConflict: completed otherwise, timed out, or its run ended without it.
+        """
+        self._callback(callback_id, "succeed", payload)
+
+    def fail_callback(self, callback_id: str, error: str, *, error_type: str | None = None) -> None:
+        """Fail a callback: the awaiting code sees ``CallbackFailed``.
+
+        Raises:
+            CallbackNotFound, CallbackConflict: as :meth:`complete_callback`.
+        """
+        self._callback(callback_id, "fail", {"error": error, "type": error_type})
+
+    def heartbeat_callback(self, callback_id: str) -> None:
+        """Move a waiting callback's heartbeat deadline.
+
+        Raises:
+            CallbackNotFound, CallbackConflict: as :meth:`complete_callback`.
+        """
+        self._callback(callback_id, "heartbeat", None)
+
+    def _callback(self, callback_id: str, action: str, body: Any) -> None:
+        context = RequestContext(callback_id=callback_id, operation=action)
+        self._request(
+            "POST",
+            f"/callbacks/{_segment(callback_id)}/{action}",
+            body=body,
+            has_body=body is not None,
+            context=context,
+        )
 
     def cancel(self, run_id: str, reason: str | None = None) -> Run:
         """Cancel a running or suspended run.

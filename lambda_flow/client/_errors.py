@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import (
+    CallbackConflict,
+    CallbackNotFound,
     IdempotencyConflict,
     InputTooLarge,
     InvalidInput,
@@ -55,6 +57,7 @@ class RequestContext:
     operation: str | None = None
     idempotency_key: str | None = None
     body_size: int = 0
+    callback_id: str | None = None
 
 
 _STATUS_IN_MESSAGE = re.compile(r": it is (\w+)$")
@@ -94,6 +97,10 @@ def _build(
         found = _STATUS_IN_MESSAGE.search(message)
         status = found.group(1) if found else "finished"
         error = InvalidRunState(context.run_id or "", status, context.operation or "change")
+    elif type == "CallbackNotFound":
+        error = CallbackNotFound(context.callback_id or "")
+    elif type == "CallbackConflict":
+        error = CallbackConflict(context.callback_id or "", message)
     elif type == "StoreUnavailable":
         error = StoreUnavailable(message)
     else:

@@ -51,6 +51,10 @@ class StepKind(StrEnum):
     INLINE = "inline"
     SLEEP = "sleep"
     SUSPEND = "suspend"
+    CALLBACK = "callback"
+    """``wf.callback``: waits for a completion from outside (``complete_callback``)."""
+    CONDITION = "condition"
+    """``wf.wait_for_condition``: one attempt per check, the state as its result."""
 
 
 class ErrorInfo(BaseModel):
@@ -80,6 +84,22 @@ class ErrorInfo(BaseModel):
         return cls(type=type(exc).__name__, message=str(exc), step_key=key, traceback=traceback)
 
 
+class PendingItem(BaseModel):
+    """One thing a run waits on (see :attr:`Run.pending`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["callback", "sleep", "suspend", "condition", "child"]
+    """What it is: a callback to complete, a sleep, a suspension to resume, a condition's next
+    check, a child run."""
+    step_key: str
+    name: str
+    callback_id: str | None = None
+    """The id to complete a callback with (``complete_callback``); None for other kinds."""
+    deadline: datetime | None = None
+    """When it ends on its own: a sleep's or next check's time, a callback's timeout."""
+
+
 class Run(BaseModel):
     """One execution of a workflow."""
 
@@ -102,6 +122,8 @@ class Run(BaseModel):
     """When a timer (sleep or retry delay) next wakes the run, if one is set."""
     idempotency_key: str | None = None
     """The key the run was started with, if any."""
+    pending: list[PendingItem] = []
+    """What the run waits on now, oldest first (read by ``get_run``; empty in listings)."""
 
 
 class StepAttempt(BaseModel):
@@ -149,7 +171,7 @@ class AccessRequest(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     caller: Caller
-    action: Literal["start", "read", "resume", "cancel"]
+    action: Literal["start", "read", "resume", "cancel", "callback"]
     workflow: str
     input: Any = None
     """The validated input (``start`` only)."""

@@ -9,6 +9,7 @@ what drives passes and steps lives in :mod:`lambda_flow.worker`.
 """
 
 from ._app import load_flow
+from ._callback import Callback
 from ._context import StepInfo, WorkflowContext, current_step, running_step
 from ._driver import Driver
 from ._engine import Engine
@@ -16,10 +17,12 @@ from ._flow import Flow, FunctionDef, WorkflowDef
 from ._history import FORMAT, export_run, replay_history
 from ._observe import LoggingObserver, Observer, run_fields, step_fields
 from ._replay import OrchestrationPass, StepSpec
-from ._retry import RetryPolicy, is_final
+from ._retry import RetryPolicy, fixed_policy_json, next_delay_by_json, step_policy
+from ._timeout import parse_timeout, within
 
 __all__ = [
     "FORMAT",
+    "Callback",
     "Driver",
     "Engine",
     "Flow",
@@ -34,10 +37,14 @@ __all__ = [
     "WorkflowDef",
     "current_step",
     "export_run",
-    "is_final",
+    "fixed_policy_json",
     "load_flow",
+    "next_delay_by_json",
+    "parse_timeout",
     "replay_history",
     "run_fields",
     "running_step",
     "step_fields",
+    "step_policy",
+    "within",
 ]

@@ -12,18 +12,23 @@ import logging
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ..core import (
     AccessRequest,
     Codec,
+    Duration,
     ErrorInfo,
     FunctionNotFound,
+    InvalidOption,
     LambdaFlowError,
     WorkflowNotFound,
     codec_for,
     resolve_hints,
 )
+from ._retry import RetryPolicy
+from ._timeout import parse_timeout
 
 if TYPE_CHECKING:
     from ._context import WorkflowContext
@@ -77,6 +82,8 @@ class FunctionDef:
     input: Codec
     output: Codec
     is_async: bool
+    retry: RetryPolicy | None = None
+    """The function's default retry policy (a step's own ``retry=`` wins over it)."""
 
     async def invoke(self, data: Any) -> Any:
         """Validate ``data``, call the function and return its JSON-safe result.
@@ -104,6 +111,8 @@ class WorkflowDef:
     authorize: Callable[[AccessRequest], bool] | None = None
     """Decides whether a caller may start, read, resume or cancel runs (None: everyone the
     API's own authorizer let through)."""
+    timeout: timedelta | None = None
+    """How long a run may take before it fails with ``RunDeadlineExceeded`` (None: forever)."""
 
     def allows(self, request: AccessRequest) -> bool:
         """Ask the workflow's ``authorize`` hook; True when it has none."""
@@ -144,10 +153,21 @@ class Flow:
             the history and log instead (e.g. ``lambda text: TOKEN.sub("***", text)``). The
             run's own error (an exception the workflow body raised) goes through it too.
             None (the default): stored as raised.
+        default_retry: the retry policy of every step that names none (nor its function);
+            None: one attempt.
+
+    Raises:
+        InvalidOption: ``default_retry`` is not a :class:`RetryPolicy`.
     """
 
-    def __init__(self, *, redact: Redact | None = None) -> None:
+    def __init__(
+        self, *, redact: Redact | None = None, default_retry: RetryPolicy | None = None
+    ) -> None:
+        if default_retry is not None and not isinstance(default_retry, RetryPolicy):
+            raise InvalidOption("default_retry", "expected a RetryPolicy")
         self.redact = redact
+        self.default_retry = default_retry
+        """The application's retry policy for steps that name none."""
         """The hook every stored error goes through (see ``redact`` above), or None."""
         self._functions: dict[str, FunctionDef] = {}
         self._functions_by_ref: dict[Callable[..., Any], FunctionDef] = {}
@@ -188,14 +208,24 @@ class Flow:
     @overload
     def function(self, fn: F, /) -> F: ...
     @overload
-    def function(self, *, name: str | None = None) -> Callable[[F], F]: ...
+    def function(
+        self, *, name: str | None = None, retry: RetryPolicy | None = None
+    ) -> Callable[[F], F]: ...
 
-    def function(self, fn: Any = None, *, name: str | None = None) -> Any:
+    def function(
+        self, fn: Any = None, *, name: str | None = None, retry: RetryPolicy | None = None
+    ) -> Any:
         """Register an RPC function (sync or async, zero or one parameter).
 
         The function is returned unchanged, so it can still be called directly and passed to
-        ``wf.do`` by reference.
+        ``wf.do`` by reference. ``retry`` is the retry policy of the steps calling it (a step's
+        own ``retry=`` or ``retries=`` wins).
+
+        Raises:
+            InvalidOption: ``retry`` is not a :class:`RetryPolicy`.
         """
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidOption("retry", "expected a RetryPolicy")
 
         def register(f: F) -> F:
             fname = name or f.__name__
@@ -215,6 +245,7 @@ class Flow:
                 input=codec_for(hints, params[0].name) if params else codec_for({}, ""),
                 output=codec_for(hints, "return"),
                 is_async=inspect.iscoroutinefunction(f),
+                retry=retry,
             )
             self._functions[fname] = definition
             self._functions_by_ref[f] = definition
@@ -259,6 +290,7 @@ class Flow:
         description: str | None = None,
         tags: tuple[str, ...] | list[str] = (),
         authorize: Callable[[AccessRequest], bool] | None = None,
+        timeout: Duration | None = None,
     ) -> Callable[[F], F]: ...
 
     def workflow(
@@ -269,12 +301,19 @@ class Flow:
         description: str | None = None,
         tags: tuple[str, ...] | list[str] = (),
         authorize: Callable[[AccessRequest], bool] | None = None,
+        timeout: Duration | None = None,
     ) -> Any:
         """Register a workflow: ``async def body(wf: WorkflowContext, data) -> result``.
 
         ``authorize`` sees an :class:`AccessRequest` (caller, action, input or run id) for every
-        API call on this workflow and returns False to refuse it.
+        API call on this workflow and returns False to refuse it. ``timeout`` is how long a run
+        may take (``"7d"``): past it the run fails with ``RunDeadlineExceeded``
+        (``start(run_timeout=...)`` overrides it per run).
+
+        Raises:
+            InvalidOption: ``timeout`` is not a positive duration.
         """
+        run_timeout = parse_timeout(timeout)
 
         def register(f: F) -> F:
             wname = name or f.__name__
@@ -297,6 +336,7 @@ class Flow:
                 description=description or inspect.getdoc(f),
                 tags=tuple(tags),
                 authorize=authorize,
+                timeout=run_timeout,
             )
             return f
 

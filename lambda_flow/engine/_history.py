@@ -104,6 +104,9 @@ def replay_history(flow: Flow, history: Mapping[str, Any]) -> RunStatus:
         created_at=datetime.fromisoformat(run["created_at"]) if "created_at" in run else
         SystemClock().now(),
         steps=_steps(history),
+        # A run cancelled from outside replays with its cancellation delivered, as it ran.
+        cancel_requested=run.get("status") == "cancelled",
+        cancel_reason=(run.get("error") or {}).get("message"),
     )  # fmt: skip
     engine = Engine(
         flow=flow,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -29,8 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import (
     ANY_CODEC,
+    CallbackFailed,
+    CallbackTimedOut,
     CancelSignal,
     Codec,
+    ConditionNotMet,
     Duration,
     EngineSignal,
     ErrorInfo,
@@ -39,20 +43,25 @@ from ..core import (
     LambdaFlowError,
     LeaseLost,
     NonDeterminismError,
+    RunDeadlineExceeded,
     RunStatus,
     StepFailed,
     StepInterrupted,
     StepKind,
     StepStatus,
+    StepTimedOut,
+    WorkflowCancelled,
     codec_for,
     parse_duration,
     resolve_hints,
 )
 from ..store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
 from ..transport.base import StepJob
+from ._callback import Callback, ConditionPoll, callback_codec, option_duration
 from ._context import StepInfo, WorkflowContext, running_step
 from ._flow import call_sync
-from ._retry import is_final
+from ._retry import RetryPolicy, step_policy
+from ._timeout import parse_timeout, within
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -74,7 +83,10 @@ class StepSpec:
     :attr:`unregistered`).
     """
 
-    __slots__ = ("_call", "codec", "function", "input", "kind", "retries", "retry_delay", "target")
+    __slots__ = (
+        "_call", "at_most_once", "codec", "function", "input", "kind", "retry", "target",
+        "timeout",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -83,17 +95,22 @@ class StepSpec:
         target: str | None,
         codec: Codec,
         input: Any,
-        retries: int,
-        retry_delay: timedelta,
+        retry: RetryPolicy,
         function: FunctionDef | None,
         call: Callable[[], Any] | None,
+        timeout: timedelta | None = None,
+        at_most_once: bool = False,
     ) -> None:
         self.kind = kind
         self.target = target
         self.codec = codec
         self.input = input
-        self.retries = retries
-        self.retry_delay = retry_delay
+        self.retry = retry
+        """The step's retry policy (the most specific one given)."""
+        self.timeout = timeout
+        """How long one attempt may run (None: no limit)."""
+        self.at_most_once = at_most_once
+        """Commit each attempt's start before running it (never run an attempt twice)."""
         self.function = function
         """The registered function of an RPC step."""
         self._call = call
@@ -121,18 +138,36 @@ class StepSpec:
         return self.codec.dump(result)
 
 
-_NO_DELAY = timedelta(0)
+class StepOptions:
+    """The options of one ``wf.do`` call, checked before anything is recorded."""
 
+    __slots__ = ("_retries", "_retry", "_retry_delay", "at_most_once", "timeout")
 
-def _retry_delay(value: Duration) -> timedelta:
-    """``parse_duration``, with the default (``0``) spared the parsing on every replayed step."""
-    if value.__class__ is int and value == 0:
-        return _NO_DELAY
-    return parse_duration(value)
+    def __init__(
+        self,
+        retry: RetryPolicy | None,
+        retries: int | None,
+        retry_delay: Duration | None,
+        timeout: Duration | None,
+        at_most_once: bool,
+    ) -> None:
+        self._retry = retry
+        self._retries = retries
+        self._retry_delay = retry_delay
+        self.timeout = parse_timeout(timeout)
+        self.at_most_once = bool(at_most_once)
+        step_policy(retry, retries, retry_delay)  # conflicts and bad values fail here
+
+    def policy(self, *defaults: RetryPolicy | None) -> RetryPolicy:
+        """The step's policy: the call's own, else the first of ``defaults`` given."""
+        return step_policy(self._retry, self._retries, self._retry_delay, *defaults)
 
 
 class OrchestrationPass:
     """Replays one run's body once, recording what is new, until it finishes or waits."""
+
+    _waits_outside = False
+    """A branch waits for a callback's completion (inline mode stops driving there)."""
 
     def __init__(self, engine: Engine, definition: WorkflowDef, leased: LeasedRun) -> None:
         self.engine = engine
@@ -166,12 +201,21 @@ class OrchestrationPass:
         """The pass is ending while the body waits: ``wf.*`` calls made as it unwinds (in a
         ``finally:``) must record and run nothing."""
         self._recovering = leased.recovering
+        self._deadline = leased.deadline
+        self._cancel_requested = leased.cancel_requested
+        self._cancel_delivered = False
+        if leased.cancel_requested:
+            self._cancel_reason = leased.cancel_reason
+        self._cleanup_deadline = leased.cleanup_deadline
         self.beyond_history: str | None = None
         """Replay-only: the first step the code asked for past the end of the history."""
 
     # -- the driver ------------------------------------------------------------------------
     async def run(self) -> RunOutcome | None:
         """Run the pass and commit its outcome; None when the lease was lost meanwhile."""
+        expired = self._expired()
+        if expired is not None:
+            return self._finish(expired)
         self._changed = asyncio.Event()
         body = asyncio.create_task(self._body())
         body.add_done_callback(lambda _: self._touch())
@@ -179,16 +223,23 @@ class OrchestrationPass:
             await self._drive(body)
         finally:
             # What the parked branches wait for, read before cancelling them unwinds it.
-            self._wake_at = min((t[0] for t in self._timers.values()), default=None)
+            wakes = [t[0] for t in self._timers.values()]
+            wakes += [d for d in (self._deadline, self._cleanup_ends()) if d is not None]
+            self._wake_at = min(wakes, default=None)
             if not body.done():
                 self._closing = True
                 body.cancel()
             # The outcome below reads the task's state; here we only wait for it to unwind.
-            with contextlib.suppress(asyncio.CancelledError, Exception, EngineSignal):
+            with contextlib.suppress(
+                asyncio.CancelledError, Exception, EngineSignal, WorkflowCancelled
+            ):
                 await body
         if self._lost:
             return None
-        outcome = self._outcome(body)
+        return self._finish(self._outcome(body))
+
+    def _finish(self, outcome: RunOutcome) -> RunOutcome | None:
+        """Commit the pass's outcome (and its outbox); None when the lease was lost."""
         # Jobs of a run that just ended are dropped: they could only be refused by the worker.
         outbox = [] if outcome.status.is_terminal else self._outbox
         try:
@@ -210,6 +261,39 @@ class OrchestrationPass:
             )
         stale = self._stale or version != self._version + 1
         return replace(outcome, changed_meanwhile=stale) if stale else outcome
+
+    def _cleanup_ends(self) -> datetime | None:
+        return self._cleanup_deadline if self._cancel_requested else None
+
+    def _expired(self) -> RunOutcome | None:
+        """The run's end without running its body: its cleanup or its deadline ran out."""
+        now = self.engine.clock.now()
+        cleanup = self._cleanup_ends()
+        if cleanup is not None and now >= cleanup:
+            return self._cancelled_outcome()
+        if self._deadline is not None and now >= self._deadline and not self._cancel_requested:
+            error = ErrorInfo(
+                type=RunDeadlineExceeded.__name__,
+                message=f"run {self.run_id} went past its deadline ({self._deadline.isoformat()})",
+            )
+            return RunOutcome(RunStatus.FAILED, error=error)
+        return None
+
+    def _cancelled_outcome(self) -> RunOutcome:
+        message = self._cancel_reason or (
+            "cancelled" if self._cancel_requested else "cancelled by the workflow"
+        )
+        return RunOutcome(RunStatus.CANCELLED, error=ErrorInfo(type="Cancelled", message=message))
+
+    def _deliver_cancel(self) -> None:
+        """Raise the run's cancellation into the body at the first call that would wait."""
+        if self._cancel_requested and not self._cancel_delivered:
+            raise self._cancelled_at()
+
+    def _cancelled_at(self) -> WorkflowCancelled:
+        """The cancellation to raise where the body waits (its steps there were cancelled)."""
+        self._cancel_delivered = True
+        return WorkflowCancelled(self._cancel_reason)
 
     async def _body(self) -> Any:
         return await self.engine.flow.run_body(self.definition, WorkflowContext(self), self._input)
@@ -298,12 +382,19 @@ class OrchestrationPass:
         if self._closing or body.cancelled():
             # The body only unwound because the pass ended while it waited, whatever it raised.
             status = RunStatus.SUSPENDED if self._suspended else RunStatus.RUNNING
-            return RunOutcome(status, wake_at=self._wake_at)
+            return RunOutcome(status, wake_at=self._wake_at, waits_outside=self._waits_outside)
         exc = body.exception()
-        if self._cancelled or isinstance(exc, CancelSignal):
-            message = self._cancel_reason or "cancelled by the workflow"
-            error = ErrorInfo(type="Cancelled", message=message)
-            return RunOutcome(RunStatus.CANCELLED, error=error)
+        if exc is not None and not isinstance(exc, Exception | EngineSignal | WorkflowCancelled):
+            # KeyboardInterrupt, SystemExit, a simulated crash: the process is going away and
+            # must not record anything, exactly as if it had died here.
+            raise exc
+        if (
+            self._cancelled
+            or self._cancel_requested
+            or isinstance(exc, CancelSignal | WorkflowCancelled)
+        ):
+            # Cancelled from outside: the body ended, however it ended (its cleanup done).
+            return self._cancelled_outcome()
         if isinstance(exc, Exception):  # the body's own: its message may hold secrets too
             error = self.engine.flow.redacted(ErrorInfo.from_exception(exc))
             return RunOutcome(RunStatus.FAILED, error=error)
@@ -428,7 +519,19 @@ class OrchestrationPass:
             raise self._lose() from None
         if version != self._version + 1:
             self._stale = True  # a worker stored a result meanwhile: another pass must follow
+            if not self._cancel_requested:
+                self._learn_cancel()
         self._version = version
+
+    def _learn_cancel(self) -> None:
+        """Someone else wrote meanwhile: if it was a cancellation, the body gets it from now on.
+
+        At its next ``wf.*`` call that would wait or run something new, as a later pass would.
+        """
+        request = self.engine.store.cancel_request(self.run_id)
+        if request is not None:
+            self._cancel_requested = True
+            self._cancel_reason, self._cleanup_deadline = request
 
     async def _wait_until(self, key: str, when: datetime) -> None:
         if when <= self.engine.clock.now():
@@ -447,28 +550,25 @@ class OrchestrationPass:
         name: str,
         target: str | Callable[..., Any],
         data: Any,
-        retries: int,
-        retry_delay: Duration,
+        options: StepOptions,
     ) -> StepSpec:
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise LambdaFlowError(
-                f"step {name!r}: retries must be a whole number >= 0, got {retries!r}"
-            )
-        delay = _retry_delay(retry_delay)
+        flow = self.engine.flow
         if isinstance(target, str):
-            function = self.engine.flow.functions.get(target)
+            function = flow.functions.get(target)
             if function is None:  # recorded as a failed attempt (FunctionNotFound) by do()
                 return StepSpec(
                     kind=StepKind.RPC, target=target, codec=ANY_CODEC, input=ANY_CODEC.dump(data),
-                    retries=retries, retry_delay=delay, function=None, call=None,
+                    retry=options.policy(flow.default_retry), function=None, call=None,
+                    timeout=options.timeout, at_most_once=options.at_most_once,
                 )  # fmt: skip
         else:
-            function = self.engine.flow.find_function(target)
+            function = flow.find_function(target)
         if function is not None:
             payload = ANY_CODEC.dump(data)
             return StepSpec(
                 kind=StepKind.RPC, target=function.name, codec=function.output, input=payload,
-                retries=retries, retry_delay=delay, function=function, call=None,
+                retry=options.policy(function.retry, flow.default_retry), function=function,
+                call=None, timeout=options.timeout, at_most_once=options.at_most_once,
             )  # fmt: skip
         if not callable(target):
             raise LambdaFlowError(
@@ -482,8 +582,9 @@ class OrchestrationPass:
             )
         codec = codec_for(resolve_hints(target), "return") if _annotated(target) else ANY_CODEC
         return StepSpec(
-            kind=StepKind.INLINE, target=None, codec=codec, input=None, retries=retries,
-            retry_delay=delay, function=None, call=target,
+            kind=StepKind.INLINE, target=None, codec=codec, input=None,
+            retry=options.policy(flow.default_retry), function=None, call=target,
+            timeout=options.timeout, at_most_once=options.at_most_once,
         )  # fmt: skip
 
     async def do(
@@ -492,22 +593,30 @@ class OrchestrationPass:
         target: str | Callable[..., Any],
         data: Any,
         *,
-        retries: int,
-        retry_delay: Duration,
+        retries: int | None = None,
+        retry_delay: Duration | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: Duration | None = None,  # noqa: ASYNC109 - each attempt's, not this call's
+        at_most_once: bool = False,
     ) -> Any:
         self._check_open()
-        spec = self._spec(name, target, data, retries, retry_delay)
+        options = StepOptions(retry, retries, retry_delay, timeout, at_most_once)
+        spec = self._spec(name, target, data, options)
         key = self._key(name)
         record = self._claim(key, spec.kind, spec.target)
         if record is None:
             await self._caught_up(key)
+            self._deliver_cancel()
             await self._history_ends(key)
             record = self._new_record(key, name, spec.kind, spec.target)
         elif record.status is StepStatus.SUCCEEDED:
             return spec.codec.load(record.result)
         elif record.status is StepStatus.FAILED:
             raise _step_failed(record)
+        elif record.status is StepStatus.CANCELLED:
+            raise self._cancelled_at()
         else:
+            self._deliver_cancel()
             await self._history_ends(key)
         if spec.kind is StepKind.INLINE or (
             spec.unregistered and record.status is StepStatus.PENDING
@@ -535,12 +644,15 @@ class OrchestrationPass:
             scheduled = replace(
                 record, status=StepStatus.SCHEDULED, attempt=attempt, error=None, wake_at=None
             )
+            policy = spec.retry.to_json()
             write = _step_write(
                 scheduled,
                 StepStatus.SCHEDULED,
                 input=spec.input,
-                max_attempts=spec.retries + 1,
-                retry_delay_ms=int(spec.retry_delay.total_seconds() * 1000),
+                max_attempts=spec.retry.max_attempts,
+                retry_delay_ms=policy["initial_delay_ms"],
+                retry_policy=policy,
+                timeout_ms=None if spec.timeout is None else _ms(spec.timeout),
             )
             self._outbox.append((write, StepJob(self.run_id, record.key, attempt)))
         # Scheduled or running: a worker stores the result, and a later pass returns it.
@@ -549,6 +661,7 @@ class OrchestrationPass:
         await asyncio.get_running_loop().create_future()
 
     async def run_attempts(self, spec: StepSpec, record: StepRecord) -> Any:
+        """Run the step's attempts in this process until one succeeds or the policy stops."""
         clock = self.engine.clock
         observer = self.engine.observer
         while True:
@@ -559,9 +672,10 @@ class OrchestrationPass:
             attempt = record.attempt + 1
             info = StepInfo(self.run_id, record.key, attempt, record.name, self.definition.name)
             started = clock.now()
-            if self._recovering:
-                # The pass before died mid-way: commit each start so that a step killing its
-                # process is known to the next pass (which counts it as interrupted).
+            if self._recovering or spec.at_most_once:
+                # Commit the start first, so that an attempt whose process dies is known to the
+                # next pass, which counts it as interrupted and never runs it again (the pass
+                # before died mid-way, or the step asked for at-most-once: invariant 10).
                 record = self._write(
                     record, StepStatus.RUNNING, status=StepStatus.RUNNING, attempt=attempt,
                     error=None, wake_at=None, started_at=started, input=spec.input,
@@ -570,28 +684,13 @@ class OrchestrationPass:
             self._epoch += 1
             try:
                 with running_step(info), observer.step(info, spec.kind):
-                    result = await spec.invoke()
+                    result = await within(
+                        clock, spec.invoke(), spec.timeout, step_key=record.key, attempt=attempt
+                    )
             except Exception as exc:  # a step's failure is data: record it, maybe retry
                 self._finished_executing()
-                final = is_final(exc, attempt, spec.retries + 1)
-                error = self.engine.flow.step_error(exc, record.key)
-                observer.step_finished(
-                    info, spec.kind, StepStatus.FAILED, retrying=not final, error=error
-                )
-                finished = clock.now()
-                record = self._write(
-                    record,
-                    StepStatus.FAILED,
-                    status=StepStatus.FAILED if final else StepStatus.PENDING,
-                    attempt=attempt,
-                    error=error,
-                    result=None,
-                    wake_at=None if final else finished + spec.retry_delay,
-                    started_at=started,
-                    finished_at=finished,
-                    input=spec.input,
-                )
-                if final:
+                record = self._attempt_failed(spec, record, info, exc, started)
+                if record.status is StepStatus.FAILED:
                     raise _step_failed(record) from exc
                 continue
             except BaseException:
@@ -613,10 +712,33 @@ class OrchestrationPass:
             )
             return spec.codec.load(result)
 
+    def _attempt_failed(
+        self, spec: StepSpec, record: StepRecord, info: StepInfo, exc: Exception, started: datetime
+    ) -> StepRecord:
+        """Record a failed attempt; the policy decides (and the record keeps) the next wait."""
+        finished = self.engine.clock.now()
+        delay = spec.retry.next_delay(exc, info.attempt)
+        error = self.engine.flow.step_error(exc, record.key)
+        self.engine.observer.step_finished(
+            info, spec.kind, StepStatus.FAILED, retrying=delay is not None, error=error
+        )
+        return self._write(
+            record,
+            StepStatus.FAILED,
+            status=StepStatus.FAILED if delay is None else StepStatus.PENDING,
+            attempt=info.attempt,
+            error=error,
+            result=None,
+            wake_at=None if delay is None else finished + delay,
+            started_at=started,
+            finished_at=finished,
+            input=spec.input,
+        )
+
     def _interrupted(self, spec: StepSpec, record: StepRecord) -> StepRecord:
         """An attempt a dead pass started and never finished: count it as failed, once."""
-        final = is_final(None, record.attempt, spec.retries + 1)
         now = self.engine.clock.now()
+        delay = spec.retry.next_delay(None, record.attempt)
         error = ErrorInfo(
             type=StepInterrupted.__name__,
             message=f"attempt {record.attempt} was started by a pass that never finished: "
@@ -624,11 +746,12 @@ class OrchestrationPass:
             step_key=record.key,
         )
         record = self._write(
-            record, StepStatus.FAILED, status=StepStatus.FAILED if final else StepStatus.PENDING,
-            error=error, result=None, wake_at=None if final else now + spec.retry_delay,
+            record, StepStatus.FAILED,
+            status=StepStatus.FAILED if delay is None else StepStatus.PENDING,
+            error=error, result=None, wake_at=None if delay is None else now + delay,
             finished_at=now,
         )  # fmt: skip
-        if final:
+        if delay is None:
             raise _step_failed(record)
         return record
 
@@ -645,6 +768,7 @@ class OrchestrationPass:
         record = self._claim(key, StepKind.SLEEP, None)
         if record is None:
             await self._caught_up(key)
+            self._deliver_cancel()
             await self._history_ends(key)
             now = self.engine.clock.now()
             record = self._write(
@@ -657,7 +781,10 @@ class OrchestrationPass:
             )
         elif record.status is StepStatus.SUCCEEDED:
             return
+        elif record.status is StepStatus.CANCELLED:
+            raise self._cancelled_at()
         else:
+            self._deliver_cancel()
             await self._history_ends(key)
         await self._wait_until(key, record.wake_at or self.engine.clock.now())
         self._write(
@@ -667,12 +794,13 @@ class OrchestrationPass:
             finished_at=self.engine.clock.now(),
         )
 
-    async def suspend(self, reason: str) -> None:
+    async def suspend(self, reason: str) -> Any:
         self._check_open()
         key = self._key(reason)
         record = self._claim(key, StepKind.SUSPEND, None)
         if record is None:
             await self._caught_up(key)
+            self._deliver_cancel()
             await self._history_ends(key)
             self._write(
                 self._new_record(key, reason, StepKind.SUSPEND, None),
@@ -682,16 +810,185 @@ class OrchestrationPass:
                 started_at=self.engine.clock.now(),
             )
         elif record.status is StepStatus.SUCCEEDED:
-            return
+            return record.result  # the payload resume() was given (None without one)
+        elif record.status is StepStatus.CANCELLED:
+            raise self._cancelled_at()
+        else:
+            self._deliver_cancel()
         self._suspended.append(key)
         self._touch()
-        await asyncio.get_running_loop().create_future()  # until resume(): a later pass
+        return await asyncio.get_running_loop().create_future()  # until resume(): a later pass
 
     async def cancel(self, reason: str | None) -> None:
         self._check_open()
         self._cancelled = True
         self._cancel_reason = reason
         raise CancelSignal(reason)
+
+    # -- wf.callback / wf.wait_for_condition -----------------------------------------------
+    async def callback(
+        self,
+        name: str,
+        *,
+        timeout: Duration | None,  # noqa: ASYNC109 - the callback's deadline, not this call's
+        heartbeat_timeout: Duration | None,
+        type: Any,
+    ) -> Callback[Any]:
+        """Record a callback step (once) and return its handle; its id survives replays."""
+        self._check_open()
+        limit = option_duration("timeout", timeout)
+        beat = option_duration("heartbeat_timeout", heartbeat_timeout)
+        codec = callback_codec(type)
+        key = self._key(name)
+        record = self._claim(key, StepKind.CALLBACK, None)
+        if record is None:
+            await self._caught_up(key)
+            self._deliver_cancel()
+            await self._history_ends(key)
+            now = self.engine.clock.now()
+            callback_id = secrets.token_urlsafe(24)  # 192 random bits
+            timeout_at = None if limit is None else now + limit
+            deadlines = [d for d in (timeout_at, None if beat is None else now + beat) if d]
+            record = self._write(
+                replace(
+                    self._new_record(key, name, StepKind.CALLBACK, None), callback_id=callback_id
+                ),
+                StepStatus.SCHEDULED,
+                status=StepStatus.SCHEDULED,
+                attempt=1,
+                wake_at=min(deadlines, default=None),
+                started_at=now,
+                input={
+                    "callback_id": callback_id,
+                    "timeout_at": None if timeout_at is None else timeout_at.isoformat(),
+                    "heartbeat_ms": None if beat is None else int(beat.total_seconds() * 1000),
+                },
+            )
+        return Callback(self, record, codec)
+
+    async def callback_result(self, cb: Callback[Any]) -> Any:
+        """The callback's payload; parks the run (``running``) until it comes or times out."""
+        self._check_open()
+        record = cb._record
+        if record.status is StepStatus.CANCELLED:
+            raise self._cancelled_at()
+        if record.status is StepStatus.SCHEDULED:
+            self._deliver_cancel()
+            await self._history_ends(record.key)
+            now = self.engine.clock.now()
+            deadline = record.wake_at
+            if deadline is None or deadline > now:
+                await self._wait_outside(record)
+                raise AssertionError("unreachable")  # pragma: no cover - parks for good
+            error = ErrorInfo(
+                type=CallbackTimedOut.__name__,
+                message=f"callback {record.name!r} was not completed before its deadline "
+                f"({deadline.isoformat()}: its timeout or heartbeat timeout)",
+                step_key=record.key,
+            )
+            record = cb._record = self._write(
+                record, StepStatus.FAILED, status=StepStatus.FAILED, error=error, wake_at=None,
+                finished_at=now,
+            )  # fmt: skip
+        if record.status is StepStatus.FAILED:
+            raise _callback_failed(record)
+        try:
+            return cb.codec.validate(record.result, f"payload of callback {record.name!r}")
+        except InvalidInput as invalid:
+            raise CallbackFailed(record.key, record.attempt, "InvalidInput", str(invalid)) from None
+
+    async def _wait_outside(self, record: StepRecord) -> None:
+        """Park until a later pass: the callback's completion comes from outside.
+
+        Its deadline is a timer of the run (the run's ``wake_at``), so a pass follows when it
+        passes; the pass then records the timeout. A completion meanwhile bumps the run's
+        version, so the pass that saw it is followed by another one (invariant 5).
+        """
+        loop = asyncio.get_running_loop()
+        if record.wake_at is not None:
+            self._timers[record.key] = (record.wake_at, loop.create_future())
+        self._external.add(record.key)
+        self._waits_outside = True
+        self._touch()
+        await loop.create_future()
+
+    async def wait_for_condition(
+        self,
+        name: str,
+        poll: ConditionPoll,
+        initial_state: Any,
+    ) -> Any:
+        """Check, sleep durably, check again, until the condition holds; return the state."""
+        self._check_open()
+        key = self._key(name)
+        record = self._claim(key, StepKind.CONDITION, poll.target)
+        if record is None:
+            await self._caught_up(key)
+            record = self._new_record(key, name, StepKind.CONDITION, poll.target)
+        elif record.status is StepStatus.CANCELLED:
+            raise self._cancelled_at()
+        while record.status is not StepStatus.SUCCEEDED:
+            if record.status is StepStatus.FAILED:
+                raise _condition_failed(record)
+            self._deliver_cancel()
+            await self._history_ends(key)
+            if record.wake_at is not None:
+                await self._wait_until(key, record.wake_at)
+            record = await self._check_condition(poll, record, initial_state)
+        return record.result
+
+    async def _check_condition(
+        self, poll: ConditionPoll, record: StepRecord, initial_state: Any
+    ) -> StepRecord:
+        """Run one check (one attempt) and record the state it returned."""
+        attempt = record.attempt + 1
+        state = ANY_CODEC.dump(initial_state) if record.attempt == 0 else record.result
+        info = StepInfo(self.run_id, record.key, attempt, record.name, self.definition.name)
+        started = self.engine.clock.now()
+        self._executing += 1
+        self._epoch += 1
+        try:
+            with running_step(info):
+                new_state = await poll.run_check(state)
+                done = poll.holds(new_state)
+        except Exception as exc:  # a check's failure fails the step like any step's
+            self._finished_executing()
+            record = self._write(
+                record, StepStatus.FAILED, status=StepStatus.FAILED, attempt=attempt,
+                error=self.engine.flow.step_error(exc, record.key), result=None, wake_at=None,
+                started_at=started, finished_at=self.engine.clock.now(), input=state,
+            )  # fmt: skip
+            raise _step_failed(record) from exc
+        except BaseException:
+            self._finished_executing()
+            raise
+        self._finished_executing()
+        now = self.engine.clock.now()
+        common: dict[str, Any] = {
+            "attempt": attempt, "result": new_state, "started_at": started, "finished_at": now,
+            "input": state,
+        }  # fmt: skip
+        if done:
+            return self._write(
+                record, StepStatus.SUCCEEDED, status=StepStatus.SUCCEEDED, error=None,
+                wake_at=None, **common,
+            )  # fmt: skip
+        if poll.max_attempts is not None and attempt >= poll.max_attempts:
+            plural = "check" if attempt == 1 else "checks"
+            error = ErrorInfo(
+                type=ConditionNotMet.__name__,
+                message=f"condition {record.name!r} did not hold after {attempt} {plural}",
+                step_key=record.key,
+            )
+            self._write(
+                record, StepStatus.FAILED, status=StepStatus.FAILED, error=error, wake_at=None,
+                **common,
+            )  # fmt: skip
+            raise ConditionNotMet(record.key, attempt, error.type, error.message)
+        return self._write(
+            record, StepStatus.SUCCEEDED, status=StepStatus.PENDING, error=None,
+            wake_at=now + poll.delay(attempt), **common,
+        )  # fmt: skip
 
 
 def _step_write(record: StepRecord, attempt_status: StepStatus, **extra: Any) -> StepWrite:
@@ -722,5 +1019,31 @@ def _describe(kind: StepKind, target: str | None) -> str:
 
 def _step_failed(record: StepRecord) -> StepFailed:
     error = record.error or ErrorInfo(type="Error", message="unknown failure")
-    kind = StepInterrupted if error.type == StepInterrupted.__name__ else StepFailed
+    kind = _STEP_FAILURES.get(error.type, StepFailed)
     return kind(record.key, record.attempt, error.type, error.message)
+
+
+_STEP_FAILURES: dict[str, type[StepFailed]] = {
+    StepInterrupted.__name__: StepInterrupted,
+    StepTimedOut.__name__: StepTimedOut,
+}
+"""Failures the engine itself records, raised into the body as their own class."""
+
+
+def _ms(value: timedelta) -> int:
+    return int(value.total_seconds() * 1000)
+
+
+def _callback_failed(record: StepRecord) -> StepFailed:
+    """What a failed callback raises on every replay: timed out, or failed from outside."""
+    error = record.error or ErrorInfo(type="Error", message="unknown failure")
+    kind = CallbackTimedOut if error.type == CallbackTimedOut.__name__ else CallbackFailed
+    return kind(record.key, record.attempt, error.type, error.message)
+
+
+def _condition_failed(record: StepRecord) -> StepFailed:
+    """What a failed condition raises: out of checks, or a check that raised."""
+    error = record.error
+    if error is not None and error.type == ConditionNotMet.__name__:
+        return ConditionNotMet(record.key, record.attempt, error.type, error.message)
+    return _step_failed(record)

@@ -8,7 +8,9 @@ is decided once, when the failure is recorded (jitter included), so replays are 
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -28,14 +30,6 @@ _NEVER_RETRIED = (NonRetryableError, InvalidInput, FunctionNotFound)
 
 Jitter = Literal["full", "half", "none"]
 _JITTERS = ("full", "half", "none")
-
-
-def is_final(error: BaseException | None, attempt: int, max_attempts: int) -> bool:
-    """True when attempt ``attempt`` (1-based) failing with ``error`` ends the step.
-
-    ``error`` is None for an interrupted attempt (its process died): retryable like any other.
-    """
-    return attempt >= max_attempts or isinstance(error, _NEVER_RETRIED)
 
 
 def _exception_types(value: Any, parameter: str) -> tuple[type[BaseException], ...]:
@@ -126,13 +120,7 @@ class RetryPolicy:
 
     def delay(self, retry: int, rng: random.Random | None = None) -> timedelta:
         """The wait before retry number ``retry`` (1: the first retry), jitter drawn now."""
-        base = self._initial * (self.backoff ** (retry - 1)) if self.backoff > 1 else self._initial
-        base = min(base, self._max)
-        if self.jitter == "none" or base <= timedelta(0):
-            return base
-        draw = (rng or random).random()  # spreading retries, not secrecy
-        low = base / 2 if self.jitter == "half" else timedelta(0)
-        return low + (base - low) * draw
+        return _wait(self._initial, self.backoff, self._max, self.jitter, retry=retry, rng=rng)
 
     def next_delay(
         self, error: BaseException | None, attempt: int, rng: random.Random | None = None
@@ -155,7 +143,59 @@ class RetryPolicy:
         }
 
 
-def retries_by_name(policy: dict[str, Any], error: BaseException | None) -> bool:
+def _wait(
+    initial: timedelta,
+    backoff: float,
+    longest: timedelta,
+    jitter: str,
+    *,
+    retry: int,
+    rng: random.Random | None,
+) -> timedelta:
+    """The wait before retry number ``retry``: the one formula, for policies and their JSON."""
+    base = initial * (backoff ** (retry - 1)) if backoff > 1 else initial
+    base = min(base, longest)
+    if jitter == "none" or base <= timedelta(0):
+        return base
+    draw = (rng or random).random()  # spreading retries, not secrecy
+    low = base / 2 if jitter == "half" else timedelta(0)
+    return low + (base - low) * draw
+
+
+def fixed_policy_json(max_attempts: int, delay_ms: int) -> dict[str, Any]:
+    """The JSON of a fixed-delay policy: what a step stored before policies were stored reads as."""
+    return {
+        "max_attempts": max_attempts,
+        "initial_delay_ms": delay_ms,
+        "backoff": 1.0,
+        "max_delay_ms": delay_ms,
+        "jitter": "none",
+    }
+
+
+def next_delay_by_json(
+    policy: Mapping[str, Any],
+    error: BaseException | None,
+    attempt: int,
+    rng: random.Random | None = None,
+) -> timedelta | None:
+    """:meth:`RetryPolicy.next_delay` for a policy read back from :meth:`RetryPolicy.to_json`.
+
+    What a step worker in another process decides with (exception types matched by name).
+    """
+    if attempt >= int(policy.get("max_attempts", 1)) or not retries_by_name(policy, error):
+        return None
+    return _wait(
+        timedelta(milliseconds=int(policy.get("initial_delay_ms", 0))),
+        float(policy.get("backoff", 1.0)),
+        timedelta(milliseconds=int(policy.get("max_delay_ms", 0))),
+        str(policy.get("jitter", "none")),
+        retry=attempt,
+        rng=rng,
+    )
+
+
+def retries_by_name(policy: Mapping[str, Any], error: BaseException | None) -> bool:
     """:meth:`RetryPolicy.retries_error` for a policy read back with :meth:`to_json`'s names."""
     if error is None:
         return True
@@ -165,3 +205,50 @@ def retries_by_name(policy: dict[str, Any], error: BaseException | None) -> bool
     if names & set(policy.get("dont_retry_on", ())):
         return False
     return bool(names & set(policy.get("retry_on", ("builtins.Exception",))))
+
+
+NO_RETRY = RetryPolicy.fixed(0)
+"""A step's policy when nothing says otherwise: one attempt."""
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed(retries: int, delay: Duration) -> RetryPolicy:
+    return RetryPolicy.fixed(retries, delay)
+
+
+def step_policy(
+    retry: RetryPolicy | None,
+    retries: int | None,
+    retry_delay: Duration | None,
+    *defaults: RetryPolicy | None,
+) -> RetryPolicy:
+    """The policy a step runs with: the most specific one given wins.
+
+    ``retry=`` (or ``retries=`` / ``retry_delay=``, a fixed delay) of the call, then each of
+    ``defaults`` in turn (the function's, the application's), then one attempt.
+
+    Raises:
+        InvalidOption: ``retry=`` given with ``retries=`` or ``retry_delay=``, or not a
+            :class:`RetryPolicy`.
+    """
+    if retry is not None:
+        if retries is not None or retry_delay is not None:
+            given = "retries=" if retries is not None else "retry_delay="
+            raise InvalidOption("retry", f"give retry= or {given}, not both")
+        if not isinstance(retry, RetryPolicy):
+            raise InvalidOption("retry", f"expected a RetryPolicy, got {type(retry).__name__}")
+        return retry
+    if retries is not None or retry_delay is not None:
+        delay = 0 if retry_delay is None else retry_delay
+        try:
+            return _fixed(0 if retries is None else retries, delay)
+        except TypeError:  # an unhashable duration: let the policy name the problem
+            return RetryPolicy.fixed(0 if retries is None else retries, delay)
+        except InvalidOption as exc:
+            if exc.parameter == "initial_delay":
+                raise InvalidOption("retry_delay", str(exc).split(": ", 1)[-1]) from None
+            raise
+    for default in defaults:
+        if default is not None:
+            return default
+    return NO_RETRY

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core import AccessRequest
 from ..engine import Flow as EngineFlow
+from ..engine import RetryPolicy
 from ._compile import define_graph
 from ._model import Graph, NodeConfig
 
@@ -21,10 +22,16 @@ class Flow(EngineFlow):
 
     Args:
         redact: strips secrets from stored errors (see the engine's ``Flow``).
+        default_retry: the retry policy of steps that name none (see the engine's ``Flow``).
     """
 
-    def __init__(self, *, redact: Callable[[str], str] | None = None) -> None:
-        super().__init__(redact=redact)
+    def __init__(
+        self,
+        *,
+        redact: Callable[[str], str] | None = None,
+        default_retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(redact=redact, default_retry=default_retry)
         self._graphs: dict[str, Graph] = {}
 
     # -- graphs ----------------------------------------------------------------------------

@@ -10,10 +10,15 @@ from datetime import datetime
 from typing import Any
 
 from ..core import (
+    ANY_CODEC,
     DEFAULT_SCHEMA,
     ENV_SCHEMA,
+    CallbackConflict,
+    CallbackFailed,
+    CallbackTimedOut,
     Clock,
     Duration,
+    ErrorInfo,
     IdempotencyConflict,
     InvalidInput,
     Run,
@@ -24,6 +29,7 @@ from ..core import (
     RunSuspended,
     RunTimedOut,
     StepAttempt,
+    StepStatus,
     SystemClock,
     check_input,
     check_storable,
@@ -31,8 +37,8 @@ from ..core import (
     run_sync,
     setting,
 )
-from ..engine import Driver, Engine, Flow, LoggingObserver, Observer
-from ..store.base import RunOutcome, Store
+from ..engine import Driver, Engine, Flow, LoggingObserver, Observer, parse_timeout
+from ..store.base import CallbackOutcome, CallbackState, RunOutcome, Store
 from ..transport.base import JobQueue
 from ..worker import driver_for
 
@@ -90,12 +96,20 @@ class WorkflowService:
         )
 
     # -- starting runs ---------------------------------------------------------------------
-    def start(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> str:
+    def start(
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        run_timeout: Duration | None = None,
+    ) -> str:
         """Start a run of workflow ``name`` and return its id.
 
         Inline mode runs it here until it completes, fails, is cancelled or suspends. With an
         ``idempotency_key`` used before for this workflow, the first run's id comes back and
-        nothing runs again.
+        nothing runs again. ``run_timeout`` bounds the run (overriding the workflow's
+        ``timeout``): past it the run fails with ``RunDeadlineExceeded``.
 
         Raises:
             WorkflowNotFound: no workflow has that name (nothing is written).
@@ -105,8 +119,9 @@ class WorkflowService:
                 ``MAX_INPUT_BYTES``.
             IdempotencyConflict: ``idempotency_key`` already started a run of this workflow
                 with a different input (nothing is written).
+            InvalidOption: ``run_timeout`` is not a positive duration (nothing is written).
         """
-        run_id, created = self._create(name, input, idempotency_key)
+        run_id, created = self._create(name, input, idempotency_key, run_timeout)
         if created:
             self.driver.dispatch(self.engine, run_id)
         return run_id
@@ -118,15 +133,21 @@ class WorkflowService:
         *,
         timeout: Duration | None = None,
         idempotency_key: str | None = None,
+        run_timeout: Duration | None = None,
     ) -> Any:
         """Start a run and wait for its output (typed by the workflow's return annotation).
+
+        ``timeout`` is how long the caller waits; ``run_timeout`` bounds the run itself (as in
+        :meth:`start`).
 
         Raises:
             WorkflowNotFound, InvalidInput, IdempotencyConflict: as :meth:`start`.
             RunFailed, RunCancelled, RunSuspended: the run ended (or parked) without output.
             RunTimedOut: ``timeout`` passed first; the run itself goes on.
         """
-        run = self.start_and_wait(name, input, timeout=timeout, idempotency_key=idempotency_key)
+        run = self.start_and_wait(
+            name, input, timeout=timeout, idempotency_key=idempotency_key, run_timeout=run_timeout
+        )
         return self._output(run.id)
 
     def start_and_wait(
@@ -137,6 +158,7 @@ class WorkflowService:
         timeout: Duration | None = None,
         idempotency_key: str | None = None,
         poll: Duration = "250ms",
+        run_timeout: Duration | None = None,
     ) -> Run:
         """Start a run, wait up to ``timeout`` for it to leave ``running`` and return it.
 
@@ -144,20 +166,27 @@ class WorkflowService:
         running.
 
         Inline mode drives it here, stopping at the first timer past the deadline; remote mode
-        polls the store every ``poll`` on the service's clock.
+        polls the store every ``poll`` on the service's clock. ``timeout`` is how long the
+        caller waits; ``run_timeout`` bounds the run itself (as in :meth:`start`).
 
         Raises:
             WorkflowNotFound, InvalidInput, IdempotencyConflict: as :meth:`start` (nothing is
                 written).
         """
         deadline = None if timeout is None else self.clock.now() + parse_duration(timeout)
-        run_id, created = self._create(name, input, idempotency_key)
+        run_id, created = self._create(name, input, idempotency_key, run_timeout)
         self.driver.start_and_wait(
             self.engine, run_id, created=created, deadline=deadline, poll=parse_duration(poll)
         )
         return self._require(run_id)
 
-    def _create(self, name: str, input: Any, idempotency_key: str | None) -> tuple[str, bool]:
+    def _create(
+        self,
+        name: str,
+        input: Any,
+        idempotency_key: str | None,
+        run_timeout: Duration | None = None,
+    ) -> tuple[str, bool]:
         """Validate and store a new run (the one input path of every entry point).
 
         The input is checked here, once for every entry point, for what the database cannot
@@ -165,12 +194,18 @@ class WorkflowService:
         with the same stored input.
         """
         definition = self.flow.get_workflow(name)
+        limit = parse_timeout(run_timeout, "run_timeout") or definition.timeout
         stored = definition.validate_input(input)
         target = f"workflow {definition.name!r}"
         check_storable(input, target)  # as given too: JSON dumping nulls NaN, mangles bad keys
         check_input(stored, target)
+        now = self.clock.now()
         run_id, created = self.store.create_run(
-            definition.name, stored, idempotency_key, self.clock.now()
+            definition.name,
+            stored,
+            idempotency_key,
+            now,
+            deadline=None if limit is None else now + limit,
         )
         if not created and idempotency_key is not None:
             first = self.store.get_run(run_id)
@@ -285,30 +320,132 @@ class WorkflowService:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     # -- operator actions ------------------------------------------------------------------
-    def resume(self, run_id: str) -> Run:
+    def resume(self, run_id: str, payload: Any = None) -> Run:
         """Resume a suspended run (or drive a running one whose process stopped).
 
-        Inline mode runs it here until it finishes or parks again.
+        ``payload`` is what the awaited ``wf.suspend`` returns (an approval's decision, say).
+        Inline mode runs the run here until it finishes or parks again.
 
         Raises:
             RunNotFound: unknown run.
             InvalidRunState: the run has already finished.
+            InvalidInput: ``payload`` cannot be stored (nothing is written).
         """
-        self.store.resume(run_id, self.clock.now())
+        if payload is not None:
+            _check_payload(payload, "resume payload")
+        self.store.resume(run_id, self.clock.now(), payload)
         self.driver.dispatch(self.engine, run_id)
         return self._require(run_id)
 
-    def cancel(self, run_id: str, reason: str | None = None) -> Run:
-        """Cancel a running or suspended run; a pass still going loses its lease.
+    # -- callbacks ---------------------------------------------------------------------------
+    def complete_callback(self, callback_id: str, payload: Any = None) -> None:
+        """Complete a callback with ``payload``: the awaiting ``cb.result()`` returns it.
+
+        Idempotent: the same payload again is accepted again, whenever it comes. Inline mode
+        drives the run here until it rests; remote mode queues one pass. In remote mode a
+        first completion is one SQL statement (a repeat reads the callback once more).
+
+        Raises:
+            CallbackNotFound: no callback has this id.
+            CallbackConflict: it was completed with another payload (or failed), timed out, or
+                its run ended without it; nothing changed.
+            InvalidInput: ``payload`` cannot be stored (nothing is written).
+        """
+        _check_payload(payload, f"payload of callback {callback_id!r}")
+        outcome = CallbackOutcome(StepStatus.SUCCEEDED, result=ANY_CODEC.dump(payload))
+        self._settle_callback(callback_id, outcome)
+
+    def fail_callback(self, callback_id: str, error: str, *, error_type: str | None = None) -> None:
+        """Fail a callback: the awaiting ``cb.result()`` raises ``CallbackFailed``.
+
+        ``error`` and ``error_type`` (default ``"CallbackFailed"``) become its ``error_message``
+        and ``error_type``. Idempotent like :meth:`complete_callback`.
+
+        Raises:
+            CallbackNotFound, CallbackConflict: as :meth:`complete_callback`.
+            InvalidInput: ``error`` is not a non-empty string (nothing is written).
+        """
+        problems = []
+        if not isinstance(error, str) or not error:
+            problems.append({"loc": ["error"], "msg": "must be a non-empty string"})
+        if error_type is not None and (not isinstance(error_type, str) or not error_type):
+            problems.append({"loc": ["type"], "msg": "must be a non-empty string"})
+        if problems:
+            raise InvalidInput(f"failure of callback {callback_id!r}", problems)
+        check_storable({"error": error, "type": error_type}, f"failure of callback {callback_id!r}")
+        info = ErrorInfo(type=error_type or CallbackFailed.__name__, message=error)
+        self._settle_callback(callback_id, CallbackOutcome(StepStatus.FAILED, error=info))
+
+    def find_callback(self, callback_id: str) -> CallbackState:
+        """The callback's step as it is: its run, status, result or error and deadline.
+
+        Raises:
+            CallbackNotFound: no callback has this id.
+        """
+        _check_callback_id(callback_id)
+        return self.store.find_callback(callback_id)
+
+    def heartbeat_callback(self, callback_id: str) -> None:
+        """Tell a waiting callback its outside party is alive: its heartbeat deadline moves.
+
+        Never drives the run.
+
+        Raises:
+            CallbackNotFound: no callback has this id.
+            CallbackConflict: it is no longer waiting (completed, timed out, run ended).
+        """
+        _check_callback_id(callback_id)
+        state = self.store.heartbeat_callback(callback_id, self.clock.now())
+        if not state.changed:
+            raise CallbackConflict(callback_id, _not_waiting(state, self.clock.now()))
+
+    def _settle_callback(self, callback_id: str, outcome: CallbackOutcome) -> None:
+        _check_callback_id(callback_id)
+        state = self.store.complete_callback(callback_id, outcome, self.clock.now())
+        if state.changed:
+            if state.run_status is RunStatus.RUNNING:
+                self.driver.dispatch(self.engine, state.run_id)
+            return
+        if state.status is outcome.status and (
+            state.result == outcome.result
+            if outcome.status is StepStatus.SUCCEEDED
+            else _same_error(state.error, outcome.error)
+        ):
+            return  # the same completion again: answered as the first time
+        raise CallbackConflict(callback_id, _not_waiting(state, self.clock.now()))
+
+    def cancel(
+        self, run_id: str, reason: str | None = None, *, cleanup_timeout: Duration | None = None
+    ) -> Run:
+        """Cancel a running or suspended run, letting its body clean up.
+
+        The request is recorded and the steps the run waits on become ``cancelled`` (a worker's
+        job for one is refused); the next pass raises :class:`WorkflowCancelled` into the body
+        at the ``wf.*`` call it waits on. The body may catch it (or use ``finally``) and run
+        more steps; the run ends ``cancelled`` (with ``reason``) when the body ends, however it
+        ends, or when ``cleanup_timeout`` has passed. A pass still going finishes first; the
+        cancellation reaches the body in the pass after it.
+
+        Inline mode drives the cleanup here, like :meth:`start`, and returns the run as it then
+        is (``cancelled`` unless the cleanup waits on something). Remote mode queues one
+        orchestration message and returns the run with the cancellation requested (still
+        ``running``).
 
         Raises:
             RunNotFound: unknown run.
             InvalidRunState: the run has already finished.
             UnstorableInput: ``reason`` holds text the database cannot store.
+            InvalidOption: ``cleanup_timeout`` is not a positive duration.
         """
         if reason is not None:
             check_storable({"reason": reason}, "cancel")
-        return self.store.cancel(run_id, reason, self.clock.now())
+        cleanup = parse_timeout(cleanup_timeout, "cleanup_timeout")
+        now = self.clock.now()
+        self.store.cancel(
+            run_id, reason, now, cleanup_deadline=None if cleanup is None else now + cleanup
+        )
+        self.driver.dispatch(self.engine, run_id)
+        return self._require(run_id)
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -324,3 +461,36 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput(
             "runs filter", [{"loc": ["cursor"], "msg": "malformed cursor"}]
         ) from None
+
+
+def _check_payload(payload: Any, target: str) -> None:
+    check_storable(payload, target)
+    check_input(ANY_CODEC.dump(payload), target)
+
+
+def _check_callback_id(callback_id: str) -> None:
+    if not isinstance(callback_id, str) or not callback_id:
+        raise InvalidInput("callback id", [{"loc": ["callback_id"], "msg": "must be a string"}])
+
+
+def _same_error(stored: ErrorInfo | None, given: ErrorInfo | None) -> bool:
+    return (
+        stored is not None
+        and given is not None
+        and (stored.type, stored.message) == (given.type, given.message)
+    )
+
+
+def _not_waiting(state: CallbackState, now: datetime) -> str:
+    """Why a callback takes no completion (or heartbeat) now: for CallbackConflict."""
+    if state.status is StepStatus.SUCCEEDED:
+        return "it was already completed with a different payload"
+    if state.status is StepStatus.FAILED:
+        if state.error is not None and state.error.type == CallbackTimedOut.__name__:
+            return "it timed out"
+        return "it was already failed"
+    if state.run_status.is_terminal or state.status is StepStatus.CANCELLED:
+        return f"its run ended ({state.run_status.value}) without it"
+    if state.deadline is not None and state.deadline <= now:
+        return "it timed out"
+    return f"it is {state.status.value}"  # pragma: no cover - a waiting callback is changed

@@ -24,19 +24,22 @@ _STEP_WRITES = """
         step_key text, name text, position integer, kind text, target text, status text,
         attempt integer, attempt_status text, started_at timestamptz, finished_at timestamptz,
         input json, result json, error jsonb, wake_at timestamptz, max_attempts integer,
-        retry_delay_ms bigint)
+        retry_delay_ms bigint, retry_policy jsonb, timeout_ms bigint)
 ), s AS (
     INSERT INTO {schema}.steps AS st (run_id, step_key, position, name, kind, target, status,
-        attempt, input, result, error, wake_at, max_attempts, retry_delay_ms, created_at,
-        updated_at)
+        attempt, input, result, error, wake_at, max_attempts, retry_delay_ms, retry_policy,
+        timeout_ms, created_at, updated_at)
     SELECT r.id, w.step_key, w.position, w.name, w.kind, w.target, w.status, w.attempt, w.input,
-        w.result, w.error, w.wake_at, w.max_attempts, w.retry_delay_ms, %(now)s, %(now)s
+        w.result, w.error, w.wake_at, w.max_attempts, w.retry_delay_ms, w.retry_policy,
+        w.timeout_ms, %(now)s, %(now)s
     FROM r CROSS JOIN w
     ON CONFLICT (run_id, step_key) DO UPDATE SET
         status = EXCLUDED.status, attempt = EXCLUDED.attempt,
         input = coalesce(EXCLUDED.input, st.input), result = EXCLUDED.result,
         error = EXCLUDED.error, wake_at = EXCLUDED.wake_at, updated_at = EXCLUDED.updated_at,
-        max_attempts = EXCLUDED.max_attempts, retry_delay_ms = EXCLUDED.retry_delay_ms
+        max_attempts = EXCLUDED.max_attempts, retry_delay_ms = EXCLUDED.retry_delay_ms,
+        retry_policy = coalesce(EXCLUDED.retry_policy, st.retry_policy),
+        timeout_ms = coalesce(EXCLUDED.timeout_ms, st.timeout_ms)
 ), a AS (
     INSERT INTO {schema}.step_attempts AS sa (run_id, step_key, attempt, step_name, kind, status,
         result, error, created_at, started_at, finished_at)
@@ -69,6 +72,19 @@ _CANCEL_WAITING_STEPS = """
 """
 
 
+# finish_pass: a run that ends leaves none of its steps waiting (a sibling still scheduled, the
+# timers and jobs of a run past its deadline).
+_CANCEL_STEPS_OF_ENDED_RUN = _CANCEL_WAITING_STEPS.replace(
+    "FROM r WHERE st.run_id = r.id", "FROM r WHERE %(ended)s AND st.run_id = r.id"
+)
+
+# cancel: only the first request cancels what waits; a second one leaves the cleanup's steps be.
+_CANCEL_STEPS_ON_REQUEST = _CANCEL_WAITING_STEPS.replace(
+    "FROM r WHERE st.run_id = r.id",
+    "FROM r, prev WHERE prev.cancel_requested_at IS NULL AND st.run_id = r.id",
+)
+
+
 def quoter(schema: str) -> Callable[[str], str]:
     """Fill ``{schema}`` into SQL text as a quoted identifier (the only thing formatted in)."""
     ident = sql.Identifier(schema)
@@ -85,7 +101,8 @@ def statements(schema: str) -> dict[str, str]:
     return {
         "create_run": q(
             "INSERT INTO {schema}.runs (id, workflow, status, input, idempotency_key,"
-            " created_at, updated_at) VALUES (%s, %s, 'running', %s, %s, %s, %s)"
+            " created_at, updated_at, deadline)"
+            " VALUES (%s, %s, 'running', %s, %s, %s, %s, %s)"
             " ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL"
             " DO NOTHING RETURNING id"
         ),
@@ -93,6 +110,15 @@ def statements(schema: str) -> dict[str, str]:
             "SELECT id FROM {schema}.runs WHERE workflow = %s AND idempotency_key = %s"
         ),
         "get_run": q(f"SELECT {RUN_COLUMNS} FROM {{schema}}.runs WHERE id = %s"),
+        "get_run_pending": q(
+            # What the run waits on, from its waiting steps, in the same round trip; through
+            # the steps' primary key (run_id first). list_runs does not pay for it.
+            f"SELECT {RUN_COLUMNS}, (SELECT json_agg(json_build_array(s.kind, s.step_key,"
+            " s.name, s.callback_id, s.wake_at) ORDER BY s.position) FROM {schema}.steps s"
+            " WHERE s.run_id = runs.id AND s.status IN ('pending', 'scheduled')"
+            " AND s.kind IN ('callback', 'sleep', 'suspend', 'condition'))"
+            " FROM {schema}.runs WHERE id = %s"
+        ),
         "history": q(
             "SELECT step_key, step_name, kind, status, attempt, result, error, created_at,"
             " started_at, finished_at FROM {schema}.step_attempts WHERE run_id = %s"
@@ -107,12 +133,14 @@ def statements(schema: str) -> dict[str, str]:
             " AND r.status = 'running'"
             " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)"
             " RETURNING r.lease_token, r.workflow, r.input, r.created_at, r.version,"
-            " old.lease_expires_at IS NOT NULL"
+            " old.lease_expires_at IS NOT NULL, r.deadline, r.cancel_requested_at IS NOT NULL,"
+            " r.cancel_reason, r.cleanup_deadline"
         ),
         "steps": q(
             # result and error as text: decoded together below, in one json.loads.
             "SELECT step_key, name, position, kind, target, status, attempt, result::text,"
-            " error::text, wake_at FROM {schema}.steps WHERE run_id = %s ORDER BY position"
+            " error::text, wake_at, callback_id FROM {schema}.steps WHERE run_id = %s"
+            " ORDER BY position"
         ),
         "write_steps": q(
             "WITH r AS (UPDATE {schema}.runs SET version = version + 1,"
@@ -129,7 +157,7 @@ def statements(schema: str) -> dict[str, str]:
             " settled_version = CASE WHEN %(settled)s AND version = %(seen)s"
             " THEN version + 1 ELSE settled_version END, driven_at = NULL, redrives = 0"
             " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
-            " RETURNING id, version)" + _STEP_WRITES
+            " RETURNING id, version)" + _CANCEL_STEPS_OF_ENDED_RUN + _STEP_WRITES
         ),
         "renew": q(
             "UPDATE {schema}.runs SET lease_expires_at = %(until)s"
@@ -140,19 +168,22 @@ def statements(schema: str) -> dict[str, str]:
             "WITH r AS (UPDATE {schema}.runs SET status = 'running', updated_at = %(now)s,"
             " version = version + 1 WHERE id = %(run_id)s AND status = 'suspended'"
             " RETURNING id),"
-            " s AS (UPDATE {schema}.steps st SET status = 'succeeded', updated_at = %(now)s"
-            " FROM r WHERE st.run_id = r.id AND st.kind = 'suspend' AND st.status = 'pending'"
-            " RETURNING st.run_id, st.step_key, st.attempt),"
+            " s AS (UPDATE {schema}.steps st SET status = 'succeeded', updated_at = %(now)s,"
+            " result = %(payload)s FROM r WHERE st.run_id = r.id AND st.kind = 'suspend'"
+            " AND st.status = 'pending' RETURNING st.run_id, st.step_key, st.attempt),"
             " a AS (UPDATE {schema}.step_attempts sa SET status = 'succeeded',"
-            " finished_at = %(now)s FROM s WHERE sa.run_id = s.run_id"
+            " result = %(payload)s, finished_at = %(now)s FROM s WHERE sa.run_id = s.run_id"
             " AND sa.step_key = s.step_key AND sa.attempt = s.attempt)"
             " SELECT count(*) FROM r"
         ),
         "claim_step": q(
             # Joined with the step as it was: taking over an expired claim returns the
             # owner whose attempt never finished (the worker records it as interrupted).
+            # A step with a timeout is claimed for at least that plus 30s (greatest() skips
+            # the NULL of a step without one): its worker enforces the timeout meanwhile.
             "WITH s AS (UPDATE {schema}.steps st SET status = 'running',"
-            " lease_owner = %(owner)s, lease_expires_at = %(until)s,"
+            " lease_owner = %(owner)s, lease_expires_at = greatest(%(until)s, %(now)s"
+            " + st.timeout_ms * interval '1 millisecond' + interval '30 seconds'),"
             " lease_token = st.lease_token + 1, updated_at = %(now)s"
             " FROM {schema}.runs r, {schema}.steps old"
             " WHERE st.run_id = %(run_id)s AND st.step_key = %(step_key)s"
@@ -163,7 +194,8 @@ def statements(schema: str) -> dict[str, str]:
             " AND old.run_id = st.run_id AND old.step_key = st.step_key"
             " RETURNING st.run_id, r.workflow, st.step_key, st.name, st.attempt, st.target,"
             " st.input, st.lease_token, st.max_attempts, st.retry_delay_ms,"
-            " CASE WHEN old.status = 'running' THEN coalesce(old.lease_owner, '?') END),"
+            " CASE WHEN old.status = 'running' THEN coalesce(old.lease_owner, '?') END,"
+            " st.retry_policy, st.timeout_ms),"
             " a AS (UPDATE {schema}.step_attempts sa SET status = 'running',"
             " started_at = coalesce(sa.started_at, %(now)s) FROM s WHERE sa.run_id = s.run_id"
             " AND sa.step_key = s.step_key AND sa.attempt = s.attempt)"
@@ -211,7 +243,9 @@ def statements(schema: str) -> dict[str, str]:
             " AND r.updated_at <= %(result_after)s)"
             " OR (r.wake_at IS NULL AND r.updated_at <= %(unsent_after)s"  # nothing queued
             " AND NOT EXISTS (SELECT 1 FROM {schema}.steps s WHERE s.run_id = r.id"
-            " AND s.kind = 'rpc' AND s.status IN ('scheduled', 'running'))))"
+            " AND ((s.kind = 'rpc' AND s.status IN ('scheduled', 'running'))"
+            # a callback without a timeout waits for its completion, which bumps the version
+            " OR (s.kind = 'callback' AND s.status = 'scheduled')))))"
             " ORDER BY r.updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
             " UPDATE {schema}.runs SET driven_at = %(now)s, redrives = redrives + 1"
             " FROM c WHERE {schema}.runs.id = c.id RETURNING c.id"
@@ -226,11 +260,60 @@ def statements(schema: str) -> dict[str, str]:
             " AND r.id = st.run_id AND r.status = 'running'"
             " RETURNING st.run_id, st.step_key, st.attempt"
         ),
+        # A callback waiting (scheduled, its deadline not passed) in a run that has not ended
+        # takes its completion: the step, its attempt row and the run's version in one
+        # statement, found through the callback_id unique index (migration 0005).
+        "complete_callback": q(
+            "WITH s AS (UPDATE {schema}.steps st SET status = %(status)s, result = %(result)s,"
+            " error = %(error)s, wake_at = NULL, updated_at = %(now)s FROM {schema}.runs r"
+            " WHERE st.callback_id = %(callback_id)s AND st.status = 'scheduled'"
+            " AND (st.wake_at IS NULL OR st.wake_at > %(now)s)"
+            " AND r.id = st.run_id AND r.status IN ('running', 'suspended')"
+            " RETURNING st.run_id, st.step_key, st.attempt, r.status AS run_status),"
+            " a AS (UPDATE {schema}.step_attempts sa SET status = %(status)s,"
+            " result = %(result)s, error = %(error)s, finished_at = %(now)s FROM s"
+            " WHERE sa.run_id = s.run_id AND sa.step_key = s.step_key"
+            " AND sa.attempt = s.attempt),"
+            " v AS (UPDATE {schema}.runs SET version = version + 1, updated_at = %(now)s"
+            " FROM s WHERE {schema}.runs.id = s.run_id)"
+            " SELECT s.run_id, s.step_key, s.run_status FROM s"
+        ),
+        # The deadline moves to now + heartbeat timeout, never past the callback's own timeout
+        # (both kept in the step's input by the pass that created it).
+        "heartbeat_callback": q(
+            "UPDATE {schema}.steps st SET updated_at = %(now)s, wake_at = CASE"
+            " WHEN st.input ->> 'heartbeat_ms' IS NULL THEN st.wake_at"
+            " ELSE least((st.input ->> 'timeout_at')::timestamptz, %(now)s"
+            " + (st.input ->> 'heartbeat_ms')::bigint * interval '1 millisecond') END"
+            " FROM {schema}.runs r WHERE st.callback_id = %(callback_id)s"
+            " AND st.status = 'scheduled' AND (st.wake_at IS NULL OR st.wake_at > %(now)s)"
+            " AND r.id = st.run_id AND r.status IN ('running', 'suspended')"
+            " RETURNING st.run_id, st.step_key, r.status, st.wake_at"
+        ),
+        "callback_state": q(
+            "SELECT st.run_id, st.step_key, st.status, r.status, st.result::text, st.error,"
+            " st.wake_at FROM {schema}.steps st JOIN {schema}.runs r ON r.id = st.run_id"
+            " WHERE st.callback_id = %s"
+        ),
+        "cancel_request": q(
+            "SELECT cancel_reason, cleanup_deadline FROM {schema}.runs"
+            " WHERE id = %(run_id)s AND cancel_requested_at IS NOT NULL"
+        ),
         "cancel": q(
-            "WITH r AS (UPDATE {schema}.runs SET status = 'cancelled', error = %(error)s,"
-            " wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
-            " lease_token = lease_token + 1, version = version + 1, updated_at = %(now)s"
+            # A request: the run goes on (running, so a pass follows) and that pass raises
+            # WorkflowCancelled into the body. Asking again keeps the first request.
+            "WITH prev AS (SELECT cancel_requested_at FROM {schema}.runs"
+            " WHERE id = %(run_id)s),"
+            " r AS (UPDATE {schema}.runs SET status = 'running',"
+            " cancel_requested_at = coalesce(cancel_requested_at, %(now)s),"
+            " cancel_reason = CASE WHEN cancel_requested_at IS NULL THEN %(reason)s"
+            " ELSE cancel_reason END,"
+            " cleanup_deadline = CASE WHEN cancel_requested_at IS NULL THEN %(cleanup)s"
+            " ELSE cleanup_deadline END,"
+            " version = version + 1, updated_at = %(now)s"
             " WHERE id = %(run_id)s AND status IN ('running', 'suspended')"
-            f" RETURNING {RUN_COLUMNS})" + _CANCEL_WAITING_STEPS + f" SELECT {RUN_COLUMNS} FROM r"
+            f" RETURNING {RUN_COLUMNS})"
+            + _CANCEL_STEPS_ON_REQUEST
+            + f" SELECT {RUN_COLUMNS} FROM r"
         ),
     }

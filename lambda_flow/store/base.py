@@ -31,6 +31,8 @@ class StepRecord:
     result: Any = None
     error: ErrorInfo | None = None
     wake_at: datetime | None = None
+    callback_id: str | None = None
+    """A callback step's id (the token ``complete_callback`` takes); None for other kinds."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON-safe data (the steps of an exported history)."""
@@ -45,6 +47,7 @@ class StepRecord:
             "result": self.result,
             "error": None if self.error is None else self.error.model_dump(),
             "wake_at": None if self.wake_at is None else self.wake_at.isoformat(),
+            **({} if self.callback_id is None else {"callback_id": self.callback_id}),
         }
 
     @classmethod
@@ -66,6 +69,7 @@ class StepRecord:
             result=data.get("result"),
             error=None if error is None else ErrorInfo.model_validate(error),
             wake_at=None if wake_at is None else datetime.fromisoformat(wake_at),
+            callback_id=data.get("callback_id"),
         )
 
 
@@ -95,6 +99,13 @@ class LeasedRun:
     A recovering pass commits each in-process attempt's start before running it, so a step
     that kills its process is found and counted as interrupted by the pass after.
     """
+    deadline: datetime | None = None
+    """When the run fails with ``RunDeadlineExceeded`` (None: never)."""
+    cancel_requested: bool = False
+    """Someone asked to cancel the run: the pass raises ``WorkflowCancelled`` into the body."""
+    cancel_reason: str | None = None
+    cleanup_deadline: datetime | None = None
+    """When a cancelled run's cleanup is cut short (None: it runs until the body ends)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +132,10 @@ class StepWrite:
     max_attempts: int = 1
     """The step's retry policy (attempts in all), for workers deciding on a retry."""
     retry_delay_ms: int = 0
+    retry_policy: dict[str, Any] | None = None
+    """The step's whole retry policy (``RetryPolicy.to_json``), for workers."""
+    timeout_ms: int | None = None
+    """How long one attempt may run (None: no limit), for workers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +153,10 @@ class StepClaim:
     max_attempts: int
     retry_delay_ms: int
     started_at: datetime
+    retry_policy: dict[str, Any] | None = None
+    """The step's retry policy as JSON; None for a step stored before policies were."""
+    timeout_ms: int | None = None
+    """How long the attempt may run (None: no limit)."""
     interrupted_by: str | None = None
     """Set when this claim took over an expired one: the owner whose attempt never finished.
 
@@ -182,6 +201,35 @@ class RunOutcome:
     """Someone else (a step worker) wrote to the run during the pass: run another one."""
     settled: bool = True
     """The pass saw every result stored before it finished (no other writer meanwhile)."""
+    waits_outside: bool = False
+    """The run waits for a completion from outside (a callback): inline mode stops driving it
+    there, as it does at a suspension, instead of waiting on the clock for the deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackOutcome:
+    """What an outside caller completes a callback with: a payload or an error."""
+
+    status: StepStatus
+    """``succeeded`` (with ``result``) or ``failed`` (with ``error``)."""
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackState:
+    """A callback step as a completion call found or left it."""
+
+    run_id: str
+    step_key: str
+    status: StepStatus
+    """The step's status; ``scheduled`` while it waits."""
+    run_status: RunStatus
+    changed: bool
+    """This call wrote it (False: it was not waiting, nothing changed)."""
+    result: Any = None
+    error: ErrorInfo | None = None
+    deadline: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -203,9 +251,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create_run(
-        self, workflow: str, input: Any, idempotency_key: str | None, now: datetime
+        self,
+        workflow: str,
+        input: Any,
+        idempotency_key: str | None,
+        now: datetime,
+        *,
+        deadline: datetime | None = None,
     ) -> tuple[str, bool]:
         """Store a new running run; return ``(run_id, created)``.
+
+        ``deadline``: when the run fails with ``RunDeadlineExceeded`` (None: never).
 
         With an ``idempotency_key`` already used for this workflow, nothing is written and the
         first run's id comes back with ``created=False``.
@@ -289,8 +345,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def resume(self, run_id: str, now: datetime) -> Run:
+    def resume(self, run_id: str, now: datetime, payload: Any = None) -> Run:
         """Mark a suspended run running again and its pending suspend steps succeeded.
+
+        ``payload`` becomes those steps' result: what the awaited ``wf.suspend`` returns.
 
         A run that is already running is returned unchanged (resume then just drives it).
 
@@ -300,15 +358,29 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def cancel(self, run_id: str, reason: str | None, now: datetime) -> Run:
-        """Cancel a running or suspended run; any pass still going loses its lease.
+    def cancel(
+        self,
+        run_id: str,
+        reason: str | None,
+        now: datetime,
+        *,
+        cleanup_deadline: datetime | None = None,
+    ) -> Run:
+        """Ask a running or suspended run to cancel: the next pass delivers it to the body.
 
-        Steps still waiting (pending, scheduled, running) become ``cancelled``.
+        The run is marked running (a pass must follow) with the request and its reason; steps
+        still waiting (pending, scheduled, running) become ``cancelled``, so a worker's job for
+        one is refused and its result not recorded. A pass still going keeps its lease; the
+        version moves on, so another pass follows it. Asking again keeps the first request.
 
         Raises:
             RunNotFound: unknown run.
             InvalidRunState: the run has finished.
         """
+
+    @abc.abstractmethod
+    def cancel_request(self, run_id: str) -> tuple[str | None, datetime | None] | None:
+        """The run's cancellation request as ``(reason, cleanup_deadline)``; None: none."""
 
     @abc.abstractmethod
     def claim_step(
@@ -367,6 +439,39 @@ class Store(abc.ABC):
         is re-driven at most once per ``redrive_after``, doubled after each re-drive that no
         pass followed, so a backlog of queued messages is not multiplied; concurrent sweepers
         never return the same run or step.
+        """
+
+    @abc.abstractmethod
+    def complete_callback(
+        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+    ) -> CallbackState:
+        """Complete (or fail) a waiting callback step, its attempt and the run's version at once.
+
+        Returns the callback as it now is; when it was not waiting (already completed, timed
+        out, its run ended) nothing is written and it comes back as it was, for the caller to
+        tell an idempotent repeat from a conflict.
+
+        Raises:
+            CallbackNotFound: no callback has this id.
+        """
+
+    @abc.abstractmethod
+    def find_callback(self, callback_id: str) -> CallbackState:
+        """The callback as it is (``changed`` False).
+
+        Raises:
+            CallbackNotFound: no callback has this id.
+        """
+
+    @abc.abstractmethod
+    def heartbeat_callback(self, callback_id: str, now: datetime) -> CallbackState:
+        """Move a waiting callback's deadline to ``now`` plus its heartbeat timeout.
+
+        Never past its own timeout; a callback without a heartbeat timeout keeps its deadline.
+        Returns the callback as it now is (nothing written when it was not waiting).
+
+        Raises:
+            CallbackNotFound: no callback has this id.
         """
 
     def pinned(self) -> contextlib.AbstractContextManager[None]:

@@ -23,11 +23,13 @@ from psycopg.types.json import Json, Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..core import (
+    CallbackNotFound,
     ConfigurationError,
     Duration,
     ErrorInfo,
     InvalidRunState,
     LeaseLost,
+    PendingItem,
     Run,
     RunNotFound,
     RunStatus,
@@ -39,6 +41,8 @@ from ..core import (
 )
 from ._sql import RUN_COLUMNS, quoter, statements
 from .base import (
+    CallbackOutcome,
+    CallbackState,
     LeasedRun,
     RunLease,
     RunOutcome,
@@ -129,6 +133,8 @@ def _write_rows(writes: Sequence[StepWrite]) -> str:
                 "wake_at": _iso(w.wake_at),
                 "max_attempts": w.max_attempts,
                 "retry_delay_ms": w.retry_delay_ms,
+                "retry_policy": w.retry_policy,
+                "timeout_ms": w.timeout_ms,
             }
             for w in writes
         ]
@@ -307,11 +313,18 @@ class PostgresStore(Store):
 
     # -- runs ------------------------------------------------------------------------------
     def create_run(
-        self, workflow: str, input: Any, idempotency_key: str | None, now: datetime
+        self,
+        workflow: str,
+        input: Any,
+        idempotency_key: str | None,
+        now: datetime,
+        *,
+        deadline: datetime | None = None,
     ) -> tuple[str, bool]:
         run_id = uuid.uuid4()
         row = self._fetchone(
-            self._sql["create_run"], [run_id, workflow, _json(input), idempotency_key, now, now]
+            self._sql["create_run"],
+            [run_id, workflow, _json(input), idempotency_key, now, now, deadline],
         )
         if row is not None:
             return str(row[0]), True
@@ -346,8 +359,18 @@ class PostgresStore(Store):
         key = self._uuid(run_id)
         if key is None:
             return None
-        rows = self._read(self._sql["get_run"], [key])
-        return self._run(rows[0]) if rows else None
+        rows = self._read(self._sql["get_run_pending"], [key])
+        if not rows:
+            return None
+        run = self._run(rows[0])
+        pending = rows[0][10]
+        if not pending:
+            return run
+        items = [
+            PendingItem(kind=k, step_key=sk, name=n, callback_id=cb, deadline=d)
+            for k, sk, n, cb, d in pending
+        ]
+        return run.model_copy(update={"pending": items})
 
     def list_runs(
         self,
@@ -425,6 +448,10 @@ class PostgresStore(Store):
             created_at=row[3],
             version=row[4],
             recovering=row[5],
+            deadline=row[6],
+            cancel_requested=row[7],
+            cancel_reason=row[8],
+            cleanup_deadline=row[9],
         )
         leased.steps = {step.key: step for step in self._load_steps(key)}
         return leased
@@ -447,6 +474,7 @@ class PostgresStore(Store):
                 result,
                 None if s[8] is None else _error(json.loads(s[8])),
                 s[9],
+                s[10],
             )
             for s, result in zip(rows, results, strict=True)
         ]
@@ -497,6 +525,7 @@ class PostgresStore(Store):
                 "output": None if outcome.output is None else _json(outcome.output),
                 "error": None if outcome.error is None else Jsonb(outcome.error.model_dump()),
                 "wake_at": outcome.wake_at,
+                "ended": outcome.status.is_terminal,
                 "writes": _write_rows(writes),
             },
             lease,
@@ -549,6 +578,8 @@ class PostgresStore(Store):
             retry_delay_ms=row[9],
             started_at=now,
             interrupted_by=row[10],
+            retry_policy=row[11],
+            timeout_ms=row[12],
         )
 
     def complete_step(self, claim: StepClaim, outcome: StepOutcome, now: datetime) -> bool:
@@ -618,23 +649,80 @@ class PostgresStore(Store):
             raise RunNotFound(run_id)
         return run
 
-    def resume(self, run_id: str, now: datetime) -> Run:
+    def resume(self, run_id: str, now: datetime, payload: Any = None) -> Run:
         key = self._uuid(run_id)
         if key is None:
             raise RunNotFound(run_id)
-        self._fetchall(self._sql["resume"], {"run_id": key, "now": now})
+        stored = None if payload is None else _json(payload)
+        self._fetchall(self._sql["resume"], {"run_id": key, "now": now, "payload": stored})
         run = self._require(run_id)
         if run.status.is_terminal:
             raise InvalidRunState(run_id, run.status.value, "resume")
         return run
 
-    def cancel(self, run_id: str, reason: str | None, now: datetime) -> Run:
+    # -- callbacks -------------------------------------------------------------------------
+    def complete_callback(
+        self, callback_id: str, outcome: CallbackOutcome, now: datetime
+    ) -> CallbackState:
+        row = self._fetchone(
+            self._sql["complete_callback"],
+            {
+                "callback_id": callback_id,
+                "status": outcome.status.value,
+                "result": None if outcome.result is None else _json(outcome.result),
+                "error": None if outcome.error is None else Jsonb(outcome.error.model_dump()),
+                "now": now,
+            },
+        )
+        if row is None:
+            return self.find_callback(callback_id)
+        return CallbackState(
+            run_id=str(row[0]), step_key=row[1], status=outcome.status,
+            run_status=RunStatus(row[2]), changed=True, result=outcome.result,
+            error=outcome.error,
+        )  # fmt: skip
+
+    def heartbeat_callback(self, callback_id: str, now: datetime) -> CallbackState:
+        row = self._fetchone(
+            self._sql["heartbeat_callback"], {"callback_id": callback_id, "now": now}
+        )
+        if row is None:
+            return self.find_callback(callback_id)
+        return CallbackState(
+            run_id=str(row[0]), step_key=row[1], status=StepStatus.SCHEDULED,
+            run_status=RunStatus(row[2]), changed=True, deadline=row[3],
+        )  # fmt: skip
+
+    def find_callback(self, callback_id: str) -> CallbackState:
+        row = self._fetchone(self._sql["callback_state"], [callback_id])
+        if row is None:
+            raise CallbackNotFound(callback_id)
+        return CallbackState(
+            run_id=str(row[0]), step_key=row[1], status=StepStatus(row[2]),
+            run_status=RunStatus(row[3]), changed=False,
+            result=None if row[4] is None else json.loads(row[4]), error=_error(row[5]),
+            deadline=row[6],
+        )  # fmt: skip
+
+    def cancel_request(self, run_id: str) -> tuple[str | None, datetime | None] | None:
+        key = self._uuid(run_id)
+        row = None if key is None else self._fetchone(self._sql["cancel_request"], {"run_id": key})
+        return None if row is None else (row[0], row[1])
+
+    def cancel(
+        self,
+        run_id: str,
+        reason: str | None,
+        now: datetime,
+        *,
+        cleanup_deadline: datetime | None = None,
+    ) -> Run:
         key = self._uuid(run_id)
         if key is None:
             raise RunNotFound(run_id)
-        error = ErrorInfo(type="Cancelled", message=reason or "cancelled")
         row = self._fetchone(
-            self._sql["cancel"], {"run_id": key, "now": now, "error": Jsonb(error.model_dump())}
+            self._sql["cancel"],
+            {"run_id": key, "now": now, "reason": reason, "cleanup": cleanup_deadline},
         )
         if row is not None:
             return self._run(row)

@@ -41,7 +41,7 @@ class InlineDriver(Driver):
         """Nothing to do: whoever holds the lease carries the run on."""
 
     def dispatch(self, engine: Engine, run_id: str) -> None:
-        run_sync(self.drive(engine, run_id, None))
+        run_sync(self.drive(engine, run_id, None, stop_outside=True))
 
     def start_and_wait(
         self,
@@ -56,11 +56,23 @@ class InlineDriver(Driver):
             run_sync(self.drive(engine, run_id, deadline))
 
     @staticmethod
-    async def drive(engine: Engine, run_id: str, deadline: datetime | None) -> None:
-        """Run passes until the run finishes, parks, or its next timer is past ``deadline``."""
+    async def drive(
+        engine: Engine, run_id: str, deadline: datetime | None, *, stop_outside: bool = False
+    ) -> None:
+        """Run passes until the run finishes, parks, or its next timer is past ``deadline``.
+
+        With ``stop_outside`` (``start``, ``resume``, a callback's completion) it also stops
+        where the run waits for a callback: its completion drives the run on, and waiting on
+        the clock for the callback's deadline would hold the caller (``start_and_wait`` does
+        wait: it drives through timeouts up to its own deadline).
+        """
         while True:
             outcome = await engine.run_pass(run_id)
             if outcome is None or outcome.status is not RunStatus.RUNNING:
+                return
+            if outcome.changed_meanwhile:
+                continue  # a callback was completed while the pass ran: no lost wake-up
+            if stop_outside and outcome.waits_outside:
                 return
             if outcome.wake_at is None or (deadline is not None and outcome.wake_at > deadline):
                 return

@@ -7,7 +7,9 @@ queues a pass. Duplicate and late jobs find nothing to claim; they only make sur
 stored by a worker that died before handing the run on still leads to a pass.
 
 A claim that takes over an expired one (its worker died mid-attempt) does not run the attempt
-again: it records it as interrupted, a failed attempt, and the retry policy decides.
+again: it records it as interrupted, a failed attempt, and the retry policy decides. So RPC steps
+are always at most once per attempt. A step's ``timeout`` is enforced here (the attempt fails with
+``StepTimedOut``), and the claim lasts at least the timeout plus 30 seconds (the store's claim).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from ..core import ErrorInfo, StepInterrupted, StepKind, StepStatus
-from ..engine import StepInfo, is_final, running_step
+from ..engine import StepInfo, fixed_policy_json, next_delay_by_json, running_step, within
 from ..store.base import StepClaim, StepOutcome
 
 if TYPE_CHECKING:
@@ -114,8 +116,15 @@ class StepRunner:
         engine = self.service.engine
         try:
             function = engine.flow.get_function(claim.target)
+            timeout = None if claim.timeout_ms is None else timedelta(milliseconds=claim.timeout_ms)
             with running_step(info), engine.observer.step(info, StepKind.RPC):
-                result = await function.invoke(claim.input)
+                result = await within(
+                    engine.clock,
+                    function.invoke(claim.input),
+                    timeout,
+                    step_key=claim.step_key,
+                    attempt=claim.attempt,
+                )
         except Exception as exc:  # noqa: BLE001 - any failure of user code is data: store it
             return self._failed(claim, exc, engine.flow.step_error(exc, claim.step_key))
         engine.observer.step_finished(info, StepKind.RPC, StepStatus.SUCCEEDED, retrying=False)
@@ -145,7 +154,9 @@ class StepRunner:
         self, claim: StepClaim, exc: BaseException | None, error: ErrorInfo
     ) -> tuple[StepOutcome, JobResult]:
         engine = self.service.engine
-        final = is_final(exc, claim.attempt, claim.max_attempts)
+        policy = claim.retry_policy or fixed_policy_json(claim.max_attempts, claim.retry_delay_ms)
+        delay = next_delay_by_json(policy, exc, claim.attempt)
+        final = delay is None
         info = StepInfo(claim.run_id, claim.step_key, claim.attempt, claim.name, claim.workflow)
         engine.observer.step_finished(
             info, StepKind.RPC, StepStatus.FAILED, retrying=not final, error=error
@@ -155,6 +166,6 @@ class StepRunner:
             status=StepStatus.FAILED if final else StepStatus.PENDING,
             attempt_status=StepStatus.FAILED,
             error=error,
-            wake_at=None if final else finished + timedelta(milliseconds=claim.retry_delay_ms),
+            wake_at=None if delay is None else finished + delay,
         )
         return outcome, JobResult.FAILED if final else JobResult.RETRYING

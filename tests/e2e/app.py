@@ -13,7 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from lambda_flow import Flow, WorkflowContext, current_step, parse_duration
+from lambda_flow import (
+    Flow,
+    RetryPolicy,
+    WorkflowCancelled,
+    WorkflowContext,
+    current_step,
+    parse_duration,
+)
 from lambda_flow.testing import SimulatedCrash
 
 flow = Flow()
@@ -158,3 +165,64 @@ async def nightly_report(wf: WorkflowContext, data: ReportIn) -> dict[str, Any]:
     """Started by ``lambda_flow.handlers.schedule_start`` from an EventBridge schedule."""
     report: dict[str, Any] = await wf.do("Count signups", "count_signups", data)
     return report
+
+
+submitted: list[str] = []
+"""Callback ids handed to the payment provider by :func:`ask_provider` (issue 12)."""
+
+
+@flow.function
+def ask_provider(request: dict[str, Any]) -> None:
+    _called("ask_provider")
+    submitted.append(str(request["callback_id"]))
+
+
+@flow.workflow
+async def checkout(wf: WorkflowContext, data: dict[str, Any]) -> Any:
+    """A payment webhook: the provider completes the callback its id was handed to."""
+    return await wf.wait_for_callback(
+        "Payment", ask_provider, data, timeout=data.get("timeout", "1d")
+    )
+
+
+@flow.workflow
+async def poll_export(wf: WorkflowContext) -> Any:
+    """A polling condition: three checks, a minute apart (timers, no compute)."""
+    return await wf.wait_for_condition(
+        "Export", lambda n: n + 1, initial_state=0, until=lambda n: n >= 3, interval="1min"
+    )
+
+
+# -- issue 12, items 3, 4 and 6: a retry policy, a step timeout, cancellation with cleanup -----
+class RateBusy(Exception):
+    """The rate service is busy: worth retrying."""
+
+
+@flow.function(retry=RetryPolicy(max_attempts=3, initial_delay="10s", backoff=3.0, jitter="none"))
+def fetch_rate(data: dict[str, int]) -> int:
+    _called("fetch_rate")
+    if calls["fetch_rate"] < 3:
+        raise RateBusy("busy")
+    return data["cents"] * 2
+
+
+@flow.workflow
+async def convert(wf: WorkflowContext, data: dict[str, int]) -> int:
+    """An RPC step retried by its function's policy (waits of 10s, then 30s)."""
+    return int(await wf.do("Fetch rate", fetch_rate, data, timeout="1min"))
+
+
+@flow.function
+def refund(data: dict[str, Any]) -> str:
+    _called("refund")
+    return f"refunded: {data['reason']}"
+
+
+@flow.workflow
+async def refundable_order(wf: WorkflowContext, data: dict[str, int]) -> str:
+    """Charges (an RPC job), refunds when cancelled meanwhile."""
+    try:
+        return str(await wf.do("Charge", "charge", data))
+    except WorkflowCancelled as cancelled:
+        await wf.do("Refund", "refund", {"reason": cancelled.reason})
+        raise

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...core import ErrorInfo, Run, RunPage, RunStatus, StepAttempt, WorkflowInfo
+from ...core import ErrorInfo, PendingItem, Run, RunPage, RunStatus, StepAttempt, WorkflowInfo
 
 __all__ = [
     "ApiError",
@@ -57,6 +57,8 @@ class RunView(BaseModel):
     updated_at: datetime
     wake_at: datetime | None = None
     """When a sleep or retry delay next wakes the run."""
+    pending: list[PendingItem] = []
+    """What the run waits on: callbacks (with their ids), sleeps, suspensions, conditions."""
 
     @classmethod
     def of(cls, run: Run) -> RunView:
@@ -102,6 +104,37 @@ class CancelRequest(BaseModel):
 
     reason: str | None = Field(default=None, max_length=1000)
     """Why the run is cancelled; shown as the run's error message."""
+    cleanup_timeout: str | None = Field(default=None, max_length=32)
+    """How long the body may clean up after the cancellation, e.g. ``'10min'`` (default: until
+    it ends)."""
+
+
+class ResumeRequest(BaseModel):
+    """The optional body of ``POST /runs/{run_id}/resume``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payload: Any = None
+    """What the awaited ``wf.suspend`` returns (an approval's decision, say)."""
+
+
+class FailCallbackRequest(BaseModel):
+    """The body of ``POST /callbacks/{callback_id}/fail``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str = Field(min_length=1, max_length=10000)
+    """The failure's message: the awaiting code's ``CallbackFailed.error_message``."""
+    type: str | None = Field(default=None, min_length=1, max_length=200)
+    """The failure's type (``error_type``); ``CallbackFailed`` when not given."""
+
+
+class CallbackAnswer(BaseModel):
+    """A callback took a completion, failure or heartbeat (the same answer when repeated)."""
+
+    callback_id: str
+    status: str
+    """``succeeded``, ``failed`` or ``heartbeat``."""
 
 
 class WorkflowList(BaseModel):

@@ -19,7 +19,7 @@ from pydantic.errors import PydanticUserError
 
 from ...core import Codec, InvalidInput, RunStatus, SchemaMode, WorkflowInfo, json_schemas
 from ...engine import WorkflowDef
-from ._models import ApiErrorResponse, CancelRequest
+from ._models import ApiErrorResponse, CancelRequest, FailCallbackRequest, ResumeRequest
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -34,6 +34,14 @@ IdempotencyKeyHeader = Annotated[
         alias="Idempotency-Key",
         pattern=r"^[!-~]{1,255}$",
         description="Starts at most one run per key and workflow; a repeat returns that run.",
+    ),
+]
+RunTimeoutQuery = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        description="How long the run may take, e.g. '7d': past it the run fails with"
+        " RunDeadlineExceeded (default: the workflow's own timeout, if any).",
     ),
 ]
 TimeoutQuery = Annotated[
@@ -81,13 +89,33 @@ _CANCEL_BODY: dict[str, Any] = {
         "content": {_JSON: {"schema": CancelRequest.model_json_schema()}},
     }
 }
+_RESUME_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {_JSON: {"schema": ResumeRequest.model_json_schema()}},
+    }
+}
+_CALLBACK_PAYLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "description": "The callback's payload as JSON: what the awaiting cb.result() returns.",
+        "content": {_JSON: {"schema": {}}},
+    }
+}
+_FAIL_CALLBACK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {_JSON: {"schema": FailCallbackRequest.model_json_schema()}},
+    }
+}
 _ERROR_DESCRIPTIONS = {
     400: "The body is not JSON (or not base64 or UTF-8), or holds text the database cannot "
     "store (NUL, a lone surrogate)",
     401: "No authenticated caller",
     403: "The workflow's authorize hook refused the caller",
-    404: "Unknown workflow or run",
-    409: "The run has already finished",
+    404: "Unknown workflow, run or callback",
+    409: "The run has already finished, or the callback takes no such completion (completed "
+    "otherwise, timed out, its run ended)",
     413: "The body, or the input's JSON, is larger than the API accepts",
     422: "The input or a parameter failed validation, or the Idempotency-Key was used with "
     "another input",

@@ -12,11 +12,14 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError, Servic
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from ...core import (
+    CallbackConflict,
+    CallbackNotFound,
     ConfigurationError,
     Duration,
     IdempotencyConflict,
     InputTooLarge,
     InvalidInput,
+    InvalidOption,
     InvalidRunState,
     RunNotFound,
     RunPage,
@@ -28,6 +31,7 @@ from ...core import (
 from ...engine import Flow
 from ...service import WorkflowService
 from ._models import (
+    CallbackAnswer,
     RunFinished,
     RunHistoryView,
     RunInProgress,
@@ -36,8 +40,11 @@ from ._models import (
     WorkflowList,
 )
 from ._openapi import (
+    _CALLBACK_PAYLOAD_BODY,
     _CANCEL_BODY,
+    _FAIL_CALLBACK_BODY,
     _INPUT_BODY,
+    _RESUME_BODY,
     MAX_PAGE_BYTES,
     _package_version,
     _responses,
@@ -131,6 +138,7 @@ def build_api(
     )
     _add_workflow_routes(routes)
     _add_run_routes(routes)
+    _add_callback_routes(routes)
     _add_meta_routes(routes, docs=docs)
     _add_error_answers(app, routes)
     return app
@@ -239,7 +247,11 @@ def _add_run_routes(routes: _WorkflowRoutes) -> None:
         "/runs/<run_id>/resume",
         summary="Resume a suspended run",
         tags=["runs"],
-        responses=_responses([(200, RunView, "The run after resuming")], 401, 403, 404, 409),
+        description='The body may carry {"payload": ...}: what the awaited wf.suspend returns.',
+        responses=_responses(
+            [(200, RunView, "The run after resuming")], 400, 401, 403, 404, 409, 413
+        ),
+        openapi_extensions=_RESUME_BODY,
     )(routes.resume_run)
     routes.route(
         "POST",
@@ -249,6 +261,26 @@ def _add_run_routes(routes: _WorkflowRoutes) -> None:
         responses=_responses([(200, RunView, "The cancelled run")], 400, 401, 403, 404, 409, 413),
         openapi_extensions=_CANCEL_BODY,
     )(routes.cancel_run)
+
+
+def _add_callback_routes(routes: _WorkflowRoutes) -> None:
+    """Completing, failing and heartbeating callbacks under ``/callbacks`` (by their id)."""
+    for action, summary, body in (
+        ("succeed", "Complete a callback with a payload (the body)", _CALLBACK_PAYLOAD_BODY),
+        ("fail", "Fail a callback", _FAIL_CALLBACK_BODY),
+        ("heartbeat", "Heartbeat a callback: its heartbeat deadline moves", None),
+    ):
+        routes.route(
+            "POST",
+            f"/callbacks/<callback_id>/{action}",
+            summary=summary,
+            description="Idempotent: the same completion again gets the same answer.",
+            tags=["callbacks"],
+            responses=_responses(
+                [(200, CallbackAnswer, "The callback took it")], 400, 401, 403, 404, 409, 413
+            ),
+            **({} if body is None else {"openapi_extensions": body}),
+        )(getattr(routes, f"{action}_callback"))
 
 
 def _add_meta_routes(routes: _WorkflowRoutes, *, docs: bool) -> None:
@@ -273,10 +305,13 @@ def _add_error_answers(app: APIGatewayHttpResolver, routes: _WorkflowRoutes) -> 
         (UnstorableInput, routes.unstorable_input),
         (InputTooLarge, routes.input_too_large),
         (InvalidInput, routes.invalid_input),
+        (InvalidOption, routes.invalid_option),
         (IdempotencyConflict, routes.idempotency_conflict),
         (RequestValidationError, routes.invalid_request),
         (WorkflowNotFound, routes.unknown_workflow),
         (RunNotFound, routes.unknown_run),
+        (CallbackNotFound, routes.unknown_callback),
+        (CallbackConflict, routes.callback_conflict),
         (InvalidRunState, routes.finished_run),
         (StoreUnavailable, routes.store_unavailable),
         (NotFoundError, routes.unknown_route),

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
@@ -17,11 +17,14 @@ from pydantic import BaseModel, ValidationError
 
 from ...core import (
     AccessRequest,
+    CallbackConflict,
+    CallbackNotFound,
     Caller,
     IdempotencyConflict,
     InputTooLarge,
     InvalidDuration,
     InvalidInput,
+    InvalidOption,
     InvalidRunState,
     Run,
     RunNotFound,
@@ -37,7 +40,10 @@ from ...service import WorkflowService
 from ._models import (
     ApiError,
     ApiErrorResponse,
+    CallbackAnswer,
     CancelRequest,
+    FailCallbackRequest,
+    ResumeRequest,
     RunFinished,
     RunHistoryView,
     RunInProgress,
@@ -50,6 +56,7 @@ from ._openapi import (
     CursorQuery,
     IdempotencyKeyHeader,
     LimitQuery,
+    RunTimeoutQuery,
     StatusFilter,
     TimeoutQuery,
     WorkflowFilter,
@@ -102,6 +109,7 @@ def start_and_wait(
     idempotency_key: str | None,
     wait: timedelta,
     poll: timedelta = timedelta(milliseconds=250),
+    run_timeout: str | None = None,
 ) -> Run:
     """Start a run of ``name`` and wait up to ``wait`` for it to end; the run as it then is.
 
@@ -109,7 +117,12 @@ def start_and_wait(
         WorkflowNotFound, InvalidInput: as ``WorkflowService.start`` (nothing is written).
     """
     return service.start_and_wait(
-        name, input, timeout=wait, idempotency_key=idempotency_key, poll=poll
+        name,
+        input,
+        timeout=wait,
+        idempotency_key=idempotency_key,
+        poll=poll,
+        run_timeout=run_timeout,
     )
 
 
@@ -184,7 +197,7 @@ class _WorkflowRoutes:
     def authorize(
         self,
         caller: Caller,
-        action: Literal["start", "read", "resume", "cancel"],
+        action: Literal["start", "read", "resume", "cancel", "callback"],
         workflow: str,
         *,
         run_id: str | None = None,
@@ -260,10 +273,15 @@ class _WorkflowRoutes:
 
     # -- routes ------------------------------------------------------------------------------
     def start_workflow(
-        self, name: str, idempotency_key: IdempotencyKeyHeader = None
+        self,
+        name: str,
+        idempotency_key: IdempotencyKeyHeader = None,
+        run_timeout: RunTimeoutQuery = None,
     ) -> Response[Any]:
         caller, definition, data = self.start_request(name)
-        run_id = self.service.start(definition.name, data, idempotency_key=idempotency_key)
+        run_id = self.service.start(
+            definition.name, data, idempotency_key=idempotency_key, run_timeout=run_timeout
+        )
         self.log_started(caller, definition.name, run_id, idempotency_key)
         return _json(HTTPStatus.ACCEPTED, RunStarted(run_id=run_id))
 
@@ -272,6 +290,7 @@ class _WorkflowRoutes:
         name: str,
         timeout: TimeoutQuery = None,
         idempotency_key: IdempotencyKeyHeader = None,
+        run_timeout: RunTimeoutQuery = None,
     ) -> Response[Any]:
         caller, definition, data = self.start_request(name)
         wait = self.wait_budget(timeout)
@@ -282,6 +301,7 @@ class _WorkflowRoutes:
             idempotency_key=idempotency_key,
             wait=wait,
             poll=self.poll,
+            run_timeout=run_timeout,
         )
         self.log_started(caller, definition.name, run.id, idempotency_key)
         if run.status.is_terminal:
@@ -335,8 +355,14 @@ class _WorkflowRoutes:
         return _json(HTTPStatus.OK, self._workflows)
 
     def resume_run(self, run_id: str) -> Response[Any]:
+        self.authenticated()
+        request = _body_model(
+            ResumeRequest,
+            read_json_body(self.event, self.max_body_bytes),
+            "the body must be a JSON object with an optional 'payload'",
+        )
         run = self.visible_run(run_id, "resume")
-        resumed = self.service.resume(run.id)
+        resumed = self.service.resume(run.id, request.payload)
         self.log.info("run resumed", extra={"run_id": run.id, "status": resumed.status.value})
         return _json(HTTPStatus.OK, RunView.of(resumed))
 
@@ -353,13 +379,53 @@ class _WorkflowRoutes:
             raise HttpError(
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 "InvalidInput",
-                "the body must be a JSON object with an optional string 'reason'",
+                "the body must be a JSON object with an optional string 'reason' and"
+                " 'cleanup_timeout'",
                 errors,
             ) from None
         run = self.visible_run(run_id, "cancel")
-        cancelled = self.service.cancel(run.id, request.reason)
+        cancelled = self.service.cancel(
+            run.id, request.reason, cleanup_timeout=request.cleanup_timeout
+        )
         self.log.info("run cancelled", extra={"run_id": run.id, "workflow": run.workflow})
         return _json(HTTPStatus.OK, RunView.of(cancelled))
+
+    # -- callbacks ---------------------------------------------------------------------------
+    def callback_allowed(self, callback_id: str) -> None:
+        """The caller is known, and allowed ``callback`` on the callback's run by its hook.
+
+        The callback id is itself a bearer secret; the API's own auth (IAM or JWT) still
+        applies, and an ``authorize`` hook is asked (one more read) only when the app has one.
+        """
+        caller = self.authenticated()
+        if not any(d.authorize is not None for d in self.flow):
+            return
+        run = self.service.get_run(self.service.find_callback(callback_id).run_id)
+        if run is not None:
+            self.authorize(caller, "callback", run.workflow, run_id=run.id)
+
+    def succeed_callback(self, callback_id: str) -> Response[Any]:
+        payload = read_json_body(self.event, self.max_body_bytes)
+        self.callback_allowed(callback_id)
+        self.service.complete_callback(callback_id, payload)
+        self.log.info("callback completed", extra={"step": "succeed"})
+        return _json(HTTPStatus.OK, CallbackAnswer(callback_id=callback_id, status="succeeded"))
+
+    def fail_callback(self, callback_id: str) -> Response[Any]:
+        request = _body_model(
+            FailCallbackRequest,
+            read_json_body(self.event, self.max_body_bytes),
+            "the body must be a JSON object with a string 'error' and an optional string 'type'",
+        )
+        self.callback_allowed(callback_id)
+        self.service.fail_callback(callback_id, request.error, error_type=request.type)
+        self.log.info("callback failed", extra={"error_type": request.type})
+        return _json(HTTPStatus.OK, CallbackAnswer(callback_id=callback_id, status="failed"))
+
+    def heartbeat_callback(self, callback_id: str) -> Response[Any]:
+        self.callback_allowed(callback_id)
+        self.service.heartbeat_callback(callback_id)
+        return _json(HTTPStatus.OK, CallbackAnswer(callback_id=callback_id, status="heartbeat"))
 
     def openapi(self) -> Response[Any]:
         if self._openapi is None:
@@ -373,6 +439,10 @@ class _WorkflowRoutes:
     # -- error answers -----------------------------------------------------------------------
     def http_error(self, exc: HttpError) -> Response[Any]:
         return _error(exc.status, exc.type, exc.message, exc.details)
+
+    def invalid_option(self, exc: InvalidOption) -> Response[Any]:
+        detail = {"loc": [exc.parameter], "msg": str(exc), "type": "invalid_option"}
+        return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "InvalidOption", str(exc), [detail])
 
     def invalid_input(self, exc: InvalidInput) -> Response[Any]:
         return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "InvalidInput", str(exc), exc.errors)
@@ -403,6 +473,12 @@ class _WorkflowRoutes:
 
     def unknown_run(self, exc: RunNotFound) -> Response[Any]:
         return _error(HTTPStatus.NOT_FOUND, "RunNotFound", str(exc))
+
+    def unknown_callback(self, exc: CallbackNotFound) -> Response[Any]:
+        return _error(HTTPStatus.NOT_FOUND, "CallbackNotFound", str(exc))
+
+    def callback_conflict(self, exc: CallbackConflict) -> Response[Any]:
+        return _error(HTTPStatus.CONFLICT, "CallbackConflict", str(exc))
 
     def finished_run(self, exc: InvalidRunState) -> Response[Any]:
         return _error(HTTPStatus.CONFLICT, "InvalidRunState", str(exc))
@@ -461,3 +537,17 @@ class _WorkflowRoutes:
             "InternalError",
             f"unexpected error; the API's logs have the details (request id {self.request_id()})",
         )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _body_model(model: type[M], body: Any, message: str) -> M:
+    """An optional JSON body as ``model`` (empty: its defaults); 422 naming the fields."""
+    try:
+        return model.model_validate({} if body is None else body)
+    except ValidationError as exc:
+        errors = [
+            {**e, "loc": ["body", *e["loc"]]} for e in _field_errors(exc.errors(include_url=False))
+        ]
+        raise HttpError(HTTPStatus.UNPROCESSABLE_ENTITY, "InvalidInput", message, errors) from None

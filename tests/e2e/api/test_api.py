@@ -131,7 +131,7 @@ def test_start_answers_202_and_the_run_is_stored(
     assert run.status == 200
     assert set(run.body) == {
         "id", "workflow", "status", "input", "output", "error", "created_at", "updated_at",
-        "wake_at",
+        "wake_at", "pending",
     }  # fmt: skip
     assert run.body["id"] == response.body["run_id"]
     assert run.body["workflow"] == "greet"
@@ -985,6 +985,10 @@ def test_openapi_document_lists_every_route(api_client: ApiClient, workflows: An
     assert set(operations) == {
         *((f"/workflows/{name}/{action}", "post") for name in names for action in ("start", "run")),
         ("/workflows", "get"),
+        *(
+            (f"/callbacks/{{callback_id}}/{action}", "post")
+            for action in ("succeed", "fail", "heartbeat")
+        ),
         ("/runs/{run_id}", "get"),
         ("/runs/{run_id}/history", "get"),
         ("/runs", "get"),
@@ -1013,7 +1017,7 @@ def test_openapi_document_lists_every_route(api_client: ApiClient, workflows: An
     assert schema_of("/runs/{run_id}/cancel", "post", "409") == "ApiErrorResponse"
     start_op = operations[("/workflows/greet/start", "post")]
     assert start_op["operationId"] == "start_greet"
-    assert {p["name"] for p in start_op["parameters"]} == {"idempotency-key"}
+    assert {p["name"] for p in start_op["parameters"]} == {"idempotency-key", "run_timeout"}
     listing = operations[("/runs", "get")]
     assert {p["name"] for p in listing["parameters"]} == {"workflow", "status", "limit", "cursor"}
 

@@ -131,7 +131,9 @@ def test_resume_cancel_and_acting_on_a_finished_run(client: Client) -> None:
     assert resumed.id == waiting.id
     assert _settled(client, waiting.id).output == "approved"  # finished on the workers
     other = client.start_and_wait("approval", timeout="20s")
-    cancelled = client.cancel(other.id, "not today")
+    requested = client.cancel(other.id, "not today")  # remote: the cancel is delivered by a pass
+    assert requested.id == other.id
+    cancelled = _settled(client, other.id)
 
     assert cancelled.status is RunStatus.CANCELLED
     assert cancelled.error is not None

@@ -530,3 +530,44 @@ def test_a_schedule_that_fires_within_its_second_does_not_spin(harness: Harness)
     # The early pass re-arms once with a delay that covers the rest of the second.
     assert len(invocations) == 2
     assert [m.delay_seconds for m in harness.recorder.delivered() if m.delay_seconds] == [1]
+
+
+def test_a_retry_policy_is_decided_by_the_step_worker(harness: Harness) -> None:
+    """Issue 12, item 3: the policy travels with the step; the worker waits 10s, then 30s."""
+    began = harness.clock.now()
+    run_id = harness.service.start("convert", {"cents": 21})
+
+    harness.pump()
+
+    run = harness.run(run_id)
+    assert run.status is RunStatus.COMPLETED, run.error
+    assert run.output == 42
+    assert app.calls == {"fetch_rate": 3}
+    assert harness.clock.now() - began == timedelta(seconds=40)
+    assert [(k, s) for k, _, s in history(harness, run_id)] == [
+        ("Fetch rate", StepStatus.FAILED),
+        ("Fetch rate", StepStatus.FAILED),
+        ("Fetch rate", StepStatus.SUCCEEDED),
+    ]
+    assert_queues_empty(harness)
+
+
+def test_cancel_refuses_the_queued_job_and_runs_the_cleanup(harness: Harness) -> None:
+    """Issue 12, item 6: the charge job is refused, the refund runs, the run ends cancelled."""
+    run_id = harness.service.start("refundable_order", {"cents": 5})
+    harness.deliver("orchestrator")  # the pass queues the charge job
+
+    requested = harness.service.cancel(run_id, "out of stock")
+    assert requested.status is RunStatus.RUNNING  # remote: one pass queued to deliver it
+    harness.pump()
+
+    run = harness.run(run_id)
+    assert run.status is RunStatus.CANCELLED
+    assert run.error is not None
+    assert run.error.message == "out of stock"
+    assert app.calls == {"refund": 1}
+    assert [(k, s) for k, _, s in history(harness, run_id)] == [
+        ("Charge", StepStatus.CANCELLED),
+        ("Refund", StepStatus.SUCCEEDED),
+    ]
+    assert_queues_empty(harness)

@@ -285,6 +285,29 @@ def test_cancel_with_a_reason(cli: Cli) -> None:
     assert run["error"]["message"] == "customer changed their mind"
 
 
+def test_cancel_with_a_cleanup_timeout_and_a_bad_one(cli: Cli) -> None:
+    run_id = _start(cli, "approve_order", {"order_id": "o-5", "amount": 1})
+
+    code, out, err = cli("cancel", run_id, "--cleanup-timeout=-1s")
+    assert (code, out) == (2, "")
+    assert "cleanup_timeout" in err
+
+    code, out, err = cli("cancel", run_id, "--reason", "late", "--cleanup-timeout", "10min")
+    assert (code, err) == (0, "")
+    assert _field(out, "status") == "cancelled"
+
+
+def test_start_with_a_run_timeout(cli: Cli) -> None:
+    data = json.dumps({"order_id": "o-6", "amount": 1})
+    code, out, err = cli("start", "approve_order", "--input", data, "--run-timeout=-2h")
+    assert (code, out) == (2, "")
+    assert "run_timeout" in err
+
+    code, out, err = cli("start", "approve_order", "--input", data, "--run-timeout", "2h")
+    assert (code, err) == (0, "")
+    assert _field(out, "status") == "suspended"  # waits for approval, bounded by its deadline
+
+
 def test_global_options_may_follow_the_command(
     database_url: str, schema: str, store: PostgresStore, capsys: pytest.CaptureFixture[str]
 ) -> None:

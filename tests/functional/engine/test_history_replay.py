@@ -131,3 +131,37 @@ def test_cli_export_then_replay(
     assert main([*base, "replay", str(exported)]) == 1
     assert "diverged: non-determinism" in capsys.readouterr().err
     assert main([*base, "replay", str(tmp_path / "missing.json")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("retried_step", RunStatus.COMPLETED), ("cancelled_cleanup", RunStatus.CANCELLED)],
+)
+def test_recorded_policy_histories_replay(name: str, status: RunStatus) -> None:
+    """A step retried by its policy (every attempt kept, jittered waits stored) and a run
+    cancelled while suspended that refunded in its cleanup (issue 12, items 3, 5 and 6)."""
+    from tests.histories.policies_app import flow
+
+    history = json.loads((HISTORIES / f"{name}.json").read_text())
+
+    assert replay_history(flow, history) is status
+
+
+def test_a_cleanup_that_changed_is_caught_on_replay() -> None:
+    from tests.histories.policies_app import flow as recorded_flow
+
+    changed = Flow()
+
+    @changed.workflow
+    async def cancelled_order(wf: WorkflowContext, data: dict[str, int]) -> str:
+        await wf.do("Charge", lambda: "charged")
+        try:
+            await wf.suspend("Ship")
+        finally:
+            await wf.do("Release stock", lambda: "released")  # the history has "Refund" here
+        return "shipped"
+
+    history = json.loads((HISTORIES / "cancelled_cleanup.json").read_text())
+    assert replay_history(recorded_flow, history) is RunStatus.CANCELLED
+    with pytest.raises(NonDeterminismError):
+        replay_history(changed, history)

@@ -91,4 +91,5 @@ def test_the_user_json_columns_are_json_and_errors_stay_jsonb(
         ("steps", "error", "jsonb"),
         ("steps", "input", "json"),
         ("steps", "result", "json"),
+        ("steps", "retry_policy", "jsonb"),  # engine data, order means nothing (0006)
     ]

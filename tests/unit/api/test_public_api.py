@@ -21,7 +21,7 @@ EXPECTED = {
     "current_step", "parse_duration",
     "GraphDefinitionError", "GraphInputError", "branch", "ref",
     # issue 12: waiting on the outside world, bounding the time
-    "CallbackConflict", "CallbackFailed", "CallbackNotFound", "CallbackTimedOut",
+    "Callback", "CallbackConflict", "CallbackFailed", "CallbackNotFound", "CallbackTimedOut",
     "ConditionNotMet", "InvalidOption", "RetryPolicy", "RunDeadlineExceeded", "StepTimedOut",
     "WorkflowCancelled",
 }  # fmt: skip
@@ -44,14 +44,24 @@ def test_status_values_are_the_design_words() -> None:
 
 def test_service_and_context_signatures() -> None:
     start = inspect.signature(WorkflowService.start)
-    assert list(start.parameters) == ["self", "name", "input", "idempotency_key"]
+    assert list(start.parameters) == ["self", "name", "input", "idempotency_key", "run_timeout"]
     assert start.parameters["idempotency_key"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert start.parameters["run_timeout"].kind is inspect.Parameter.KEYWORD_ONLY
     rtc = inspect.signature(WorkflowService.run_to_completion)
     assert rtc.parameters["timeout"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert rtc.parameters["run_timeout"].kind is inspect.Parameter.KEYWORD_ONLY
+    cancel = inspect.signature(WorkflowService.cancel)
+    assert list(cancel.parameters) == ["self", "run_id", "reason", "cleanup_timeout"]
+    assert cancel.parameters["cleanup_timeout"].kind is inspect.Parameter.KEYWORD_ONLY
     do = inspect.signature(WorkflowContext.do)
-    assert list(do.parameters) == ["self", "name", "target", "data", "retries", "retry_delay"]
-    assert do.parameters["retries"].default == 0
-    assert do.parameters["retry_delay"].default == 0
+    assert list(do.parameters) == [
+        "self", "name", "target", "data", "retries", "retry_delay", "retry", "timeout",
+        "at_most_once",
+    ]  # fmt: skip
+    for option in ("retries", "retry_delay", "retry", "timeout", "at_most_once"):
+        assert do.parameters[option].kind is inspect.Parameter.KEYWORD_ONLY
+    assert do.parameters["retries"].default is None  # given or not: conflicts with retry=
+    assert do.parameters["at_most_once"].default is False
     for method in ("get_run", "get_run_history", "list_runs", "resume", "cancel"):
         assert callable(getattr(WorkflowService, method))
     for method in ("do", "sleep", "suspend", "cancel"):
@@ -80,17 +90,18 @@ PACKAGE_SURFACES = {
         "parse_duration", "resolve_hints", "run_sync", "setting",
         "CallbackConflict", "CallbackFailed", "CallbackNotFound", "CallbackTimedOut",
         "ConditionNotMet", "InvalidOption", "RunDeadlineExceeded", "StepTimedOut",
-        "WorkflowCancelled",
+        "WorkflowCancelled", "PendingItem",
         "IdempotencyConflict", "InputTooLarge", "UnstorableInput", "MAX_INPUT_BYTES",
         "RunPage", "RunSummary", "WorkflowInfo", "SchemaMode", "check_input", "check_storable",
         "json_schemas", "json_size",
     },
     "lambda_flow.engine": {
-        "Driver", "Engine", "FORMAT", "RetryPolicy", "Flow", "FunctionDef", "LoggingObserver",
-        "Observer",
+        "Callback", "Driver", "Engine", "FORMAT", "RetryPolicy", "Flow", "FunctionDef",
+        "LoggingObserver", "Observer",
         "OrchestrationPass", "StepInfo", "StepSpec", "WorkflowContext", "WorkflowDef",
-        "current_step", "export_run", "is_final", "load_flow", "replay_history", "run_fields",
-        "running_step", "step_fields",
+        "current_step", "export_run", "fixed_policy_json", "load_flow", "next_delay_by_json",
+        "parse_timeout", "replay_history", "run_fields", "running_step", "step_fields",
+        "step_policy", "within",
     },
     "lambda_flow.worker": {
         "Body", "Dispatcher", "InlineDriver", "JobResult", "RemoteDriver", "Serviced",
