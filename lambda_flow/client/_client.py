@@ -147,8 +147,18 @@ class Client:
         _, body = self._request("GET", "/workflows")
         return [WorkflowInfo.model_validate(w) for w in body["workflows"]]
 
-    def start(self, name: str, input: Any = None, *, idempotency_key: str | None = None) -> str:
+    def start(
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        run_timeout: Duration | None = None,
+    ) -> str:
         """Start a run of workflow ``name`` and return its id (it runs on the API's workers).
+
+        ``run_timeout`` bounds the whole run (default: the workflow's own timeout); it is sent
+        as the ``run_timeout`` query parameter, which means the option whatever the input is.
 
         Raises:
             WorkflowNotFound: no workflow has that name (nothing is written).
@@ -161,6 +171,7 @@ class Client:
         _, body = self._request(
             "POST",
             f"/workflows/{_segment(name)}/start",
+            query={"run_timeout": _duration_text(run_timeout)},
             body=data,
             has_body=input is not None,
             headers=_key_header(idempotency_key),
@@ -175,11 +186,13 @@ class Client:
         *,
         timeout: Duration | None = None,
         idempotency_key: str | None = None,
+        run_timeout: Duration | None = None,
     ) -> Run:
         """Start a run, wait up to ``timeout`` (None: no limit) for it to leave ``running``.
 
         The run comes back as it then is: completed, failed, cancelled, suspended, or still
         running. The server waits up to its cap (25 s); past that the client polls.
+        ``run_timeout``: as :meth:`start`.
 
         Raises:
             WorkflowNotFound, InvalidInput, IdempotencyConflict: as :meth:`start`.
@@ -191,7 +204,10 @@ class Client:
         _, body = self._request(
             "POST",
             f"/workflows/{_segment(name)}/run",
-            query={"timeout": None if wait is None else f"{_milliseconds(wait)}ms"},
+            query={
+                "timeout": None if wait is None else f"{_milliseconds(wait)}ms",
+                "run_timeout": _duration_text(run_timeout),
+            },
             body=data,
             has_body=input is not None,
             headers=_key_header(idempotency_key),
@@ -215,15 +231,20 @@ class Client:
         *,
         timeout: Duration | None = None,
         idempotency_key: str | None = None,
+        run_timeout: Duration | None = None,
     ) -> Any:
         """Start a run and wait for its output (JSON data, as the API returns it).
+
+        ``run_timeout``: as :meth:`start`.
 
         Raises:
             WorkflowNotFound, InvalidInput, IdempotencyConflict: as :meth:`start`.
             RunFailed, RunCancelled, RunSuspended: the run ended (or parked) without output.
             RunTimedOut: ``timeout`` passed first; the run itself goes on.
         """
-        run = self.start_and_wait(name, input, timeout=timeout, idempotency_key=idempotency_key)
+        run = self.start_and_wait(
+            name, input, timeout=timeout, idempotency_key=idempotency_key, run_timeout=run_timeout
+        )
         if run.status is RunStatus.COMPLETED:
             return run.output
         if run.status is RunStatus.FAILED:
@@ -392,6 +413,15 @@ def _segment(value: str) -> str:
 
 def _key_header(idempotency_key: str | None) -> dict[str, str]:
     return {} if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+
+
+def _duration_text(value: Duration | None) -> str | None:
+    """A duration as the API's query parameters take it; the server validates it."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, timedelta):
+        return f"{int(value.total_seconds() * 1000)}ms"
+    return f"{value}s"
 
 
 def _milliseconds(wait: timedelta) -> int:

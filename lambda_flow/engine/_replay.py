@@ -249,9 +249,11 @@ class OrchestrationPass:
                 [w for w, _ in outbox],
                 self.engine.clock.now(),
                 seen_version=None if self._stale else self._version,
+                cancel_seen=self._cancel_requested,
             )
         except LeaseLost:
             return None
+        outcome = self._unseen_cancel(outcome, version)
         if outbox:
             self.engine.driver.send_steps([job for _, job in outbox])
         if outcome.status is not RunStatus.RUNNING:
@@ -261,6 +263,20 @@ class OrchestrationPass:
             )
         stale = self._stale or version != self._version + 1
         return replace(outcome, changed_meanwhile=stale) if stale else outcome
+
+    def _unseen_cancel(self, outcome: RunOutcome, version: int) -> RunOutcome:
+        """The outcome as stored, after an unseen cancel request.
+
+        A cancel request made after the pass's last write kept a suspension ``running``
+        (``finish_pass``), so that the pass that follows delivers it.
+        """
+        if outcome.status is not RunStatus.SUSPENDED or version == self._version + 1:
+            return outcome
+        if not self._cancel_requested:
+            self._learn_cancel()
+        if not self._cancel_requested:
+            return outcome
+        return replace(outcome, status=RunStatus.RUNNING, wake_at=None)
 
     def _cleanup_ends(self) -> datetime | None:
         return self._cleanup_deadline if self._cancel_requested else None
@@ -517,11 +533,36 @@ class OrchestrationPass:
             )
         except LeaseLost:
             raise self._lose() from None
+        self._saw_version(version)
+
+    def _saw_version(self, version: int) -> None:
+        """Note the run's version after this pass's own write."""
         if version != self._version + 1:
             self._stale = True  # a worker stored a result meanwhile: another pass must follow
             if not self._cancel_requested:
                 self._learn_cancel()
         self._version = version
+
+    def _time_out(self, record: StepRecord, error: ErrorInfo, now: datetime) -> StepRecord | None:
+        """Record a callback's timeout, fenced on it still waiting past its deadline.
+
+        None when it no longer does (a completion or a heartbeat came since the pass loaded
+        it): nothing was written, and the run counts as changed meanwhile, so another pass
+        follows and reads the step as it now is.
+        """
+        timed_out = replace(record, status=StepStatus.FAILED, error=error, wake_at=None)
+        write = _step_write(timed_out, StepStatus.FAILED, finished_at=now)
+        try:
+            version = self.engine.store.time_out_callback(
+                self.lease, write, now, now + self.engine.lease_ttl
+            )
+        except LeaseLost:
+            raise self._lose() from None
+        if version is None:
+            self._stale = True
+            return None
+        self._saw_version(version)
+        return timed_out
 
     def _learn_cancel(self) -> None:
         """Someone else wrote meanwhile: if it was a cancellation, the body gets it from now on.
@@ -886,10 +927,11 @@ class OrchestrationPass:
                 f"({deadline.isoformat()}: its timeout or heartbeat timeout)",
                 step_key=record.key,
             )
-            record = cb._record = self._write(
-                record, StepStatus.FAILED, status=StepStatus.FAILED, error=error, wake_at=None,
-                finished_at=now,
-            )  # fmt: skip
+            timed_out = self._time_out(record, error, now)
+            if timed_out is None:  # completed (or its deadline moved) since the pass loaded it
+                await self._wait_outside(replace(record, wake_at=None))
+                raise AssertionError("unreachable")  # pragma: no cover - parks for good
+            record = cb._record = timed_out
         if record.status is StepStatus.FAILED:
             raise _callback_failed(record)
         try:

@@ -324,7 +324,8 @@ class WorkflowService:
         """Resume a suspended run (or drive a running one whose process stopped).
 
         ``payload`` is what the awaited ``wf.suspend`` returns (an approval's decision, say).
-        Inline mode runs the run here until it finishes or parks again.
+        Inline mode runs the run here until it finishes or parks again. A suspended run past
+        its deadline is failed with ``RunDeadlineExceeded`` instead of resumed (and returned).
 
         Raises:
             RunNotFound: unknown run.
@@ -333,7 +334,10 @@ class WorkflowService:
         """
         if payload is not None:
             _check_payload(payload, "resume payload")
-        self.store.resume(run_id, self.clock.now(), payload)
+        now = self.clock.now()
+        if self.store.fail_overdue(now, run_id=run_id, limit=1):
+            return self._require(run_id)  # past its deadline: failed, not resumed
+        self.store.resume(run_id, now, payload)
         self.driver.dispatch(self.engine, run_id)
         return self._require(run_id)
 

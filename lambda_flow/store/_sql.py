@@ -149,7 +149,11 @@ def statements(schema: str) -> dict[str, str]:
             " RETURNING id, version)" + _STEP_WRITES
         ),
         "finish_pass": q(
-            "WITH r AS (UPDATE {schema}.runs SET status = %(status)s, output = %(output)s,"
+            # A cancel request the pass did not see (made after its last write) keeps a run
+            # that would rest suspended running: the pass that follows delivers it.
+            "WITH r AS (UPDATE {schema}.runs SET status = CASE WHEN %(status)s = 'suspended'"
+            " AND cancel_requested_at IS NOT NULL AND NOT %(cancel_seen)s THEN 'running'"
+            " ELSE %(status)s END, output = %(output)s,"
             " error = %(error)s, wake_at = %(wake_at)s, lease_owner = NULL,"
             " lease_expires_at = NULL, lease_token = lease_token + 1,"
             " version = version + 1, updated_at = %(now)s,"
@@ -158,6 +162,39 @@ def statements(schema: str) -> dict[str, str]:
             " THEN version + 1 ELSE settled_version END, driven_at = NULL, redrives = 0"
             " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
             " RETURNING id, version)" + _CANCEL_STEPS_OF_ENDED_RUN + _STEP_WRITES
+        ),
+        "time_out_callback": q(
+            # Fenced on the callback still waiting past its deadline (a heartbeat may have
+            # moved it, a completion may have come): FOR UPDATE re-reads a row changed
+            # meanwhile, so a completion committed first is never overwritten.
+            "WITH due AS (SELECT 1 FROM {schema}.steps WHERE run_id = %(run_id)s"
+            " AND step_key = %(step_key)s AND kind = 'callback' AND status = 'scheduled'"
+            " AND wake_at <= %(now)s FOR UPDATE),"
+            " r AS (UPDATE {schema}.runs SET version = version + 1,"
+            " updated_at = %(now)s, lease_expires_at = %(until)s"
+            " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
+            " AND EXISTS (SELECT 1 FROM due) RETURNING id, version)"
+            + _STEP_WRITES.replace(
+                "SELECT version FROM r",
+                "SELECT (SELECT version FROM r), EXISTS (SELECT 1 FROM {schema}.runs"
+                " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running')",
+            )
+        ),
+        "fail_overdue": q(
+            # Suspended runs past their deadline (no timer wakes them): failed with
+            # RunDeadlineExceeded, their waiting steps cancelled. Bounded, and claimed with
+            # SKIP LOCKED so racing sweepers split the work (runs_overdue, migration 0007).
+            "WITH c AS (SELECT id FROM {schema}.runs WHERE status = 'suspended'"
+            " AND deadline <= %(now)s AND (%(only)s::uuid IS NULL OR id = %(only)s::uuid)"
+            " ORDER BY deadline LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+            " r AS (UPDATE {schema}.runs SET status = 'failed', error = jsonb_build_object("
+            "'type', 'RunDeadlineExceeded', 'message', 'run ' || runs.id || ' went past its"
+            " deadline (' || to_char(runs.deadline AT TIME ZONE 'UTC',"
+            " 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00)'),"
+            " wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
+            " lease_token = runs.lease_token + 1, version = runs.version + 1,"
+            " updated_at = %(now)s FROM c WHERE runs.id = c.id AND runs.status = 'suspended'"
+            " RETURNING runs.id)" + _CANCEL_WAITING_STEPS + " SELECT id FROM r"
         ),
         "renew": q(
             "UPDATE {schema}.runs SET lease_expires_at = %(until)s"

@@ -323,6 +323,7 @@ class Store(abc.ABC):
         now: datetime,
         *,
         seen_version: int | None = None,
+        cancel_seen: bool = False,
     ) -> int:
         """Commit the pass's last step changes and the run's outcome, releasing the lease.
 
@@ -332,8 +333,40 @@ class Store(abc.ABC):
         no other writer; the run counts as settled if it is still that (else the sweeper
         drives it again should the process die before the next pass).
 
+        ``cancel_seen``: the pass knew of the run's cancel request. A request it did not see
+        (made after its last write) keeps a run the pass would suspend ``running``, so the
+        pass that follows (the version moved) delivers the cancellation.
+
         Raises:
             LeaseLost: as for :meth:`write_steps`.
+        """
+
+    @abc.abstractmethod
+    def time_out_callback(
+        self, lease: RunLease, write: StepWrite, now: datetime, lease_until: datetime
+    ) -> int | None:
+        """Record a callback's timeout (``write``), only if it still waits past its deadline.
+
+        Fenced on the lease, the step still ``scheduled`` and its deadline (which a heartbeat
+        may have moved) not after ``now``: a completion committed first is never overwritten.
+
+        Returns the run's new version, or None when the callback no longer waits past its
+        deadline (nothing written: the pass must let another pass read the step again).
+
+        Raises:
+            LeaseLost: as for :meth:`write_steps`.
+        """
+
+    @abc.abstractmethod
+    def fail_overdue(
+        self, now: datetime, *, run_id: str | None = None, limit: int = 100
+    ) -> list[str]:
+        """Fail suspended runs past their deadline with ``RunDeadlineExceeded``.
+
+        No timer wakes a suspended run, so the sweeper (and ``resume``, for ``run_id`` only)
+        ends them here; their waiting steps read ``cancelled``. At most ``limit`` runs.
+
+        Returns the ids of the runs it failed.
         """
 
     @abc.abstractmethod

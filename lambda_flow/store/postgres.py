@@ -512,6 +512,7 @@ class PostgresStore(Store):
         now: datetime,
         *,
         seen_version: int | None = None,
+        cancel_seen: bool = False,
     ) -> int:
         return self._fenced(
             self._sql["finish_pass"],
@@ -521,6 +522,7 @@ class PostgresStore(Store):
                 "now": now,
                 "settled": seen_version is not None,
                 "seen": seen_version,
+                "cancel_seen": cancel_seen,
                 "status": outcome.status.value,
                 "output": None if outcome.output is None else _json(outcome.output),
                 "error": None if outcome.error is None else Jsonb(outcome.error.model_dump()),
@@ -530,6 +532,24 @@ class PostgresStore(Store):
             },
             lease,
         )
+
+    def time_out_callback(
+        self, lease: RunLease, write: StepWrite, now: datetime, lease_until: datetime
+    ) -> int | None:
+        row = self._fetchone(
+            self._sql["time_out_callback"],
+            {
+                "run_id": lease.run_id,
+                "token": lease.token,
+                "step_key": write.key,
+                "now": now,
+                "until": lease_until,
+                "writes": _write_rows([write]),
+            },
+        )
+        if row is None or not row[1]:
+            raise LeaseLost(lease.run_id)
+        return None if row[0] is None else int(row[0])
 
     def renew(self, lease: RunLease, now: datetime, lease_until: datetime) -> None:
         self._fenced(
@@ -609,6 +629,17 @@ class PostgresStore(Store):
             self._sql["fail_run"], {"run_id": key, "error": Jsonb(error.model_dump()), "now": now}
         )
         return row is not None
+
+    def fail_overdue(
+        self, now: datetime, *, run_id: str | None = None, limit: int = 100
+    ) -> list[str]:
+        only = None
+        if run_id is not None:
+            only = self._uuid(run_id)
+            if only is None:
+                return []
+        rows = self._fetchall(self._sql["fail_overdue"], {"now": now, "only": only, "limit": limit})
+        return [str(r[0]) for r in rows]
 
     def needs_pass(self, run_id: str, now: datetime) -> bool:
         key = self._uuid(run_id)

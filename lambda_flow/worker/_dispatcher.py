@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,8 @@ class SweepReport:
 
     runs: list[str]
     step_jobs: list[StepJob]
+    failed_runs: list[str] = field(default_factory=list)
+    """Suspended runs past their deadline, failed with ``RunDeadlineExceeded``."""
 
 
 class Dispatcher:
@@ -83,7 +85,8 @@ class Dispatcher:
         no pass follows, so messages merely waiting in a backlog are not multiplied. While the
         orchestrator queue has a backlog, ``unsent_after`` stretches to ``backlog_after``: the
         message of a run that looks stuck most likely waits in it. Duplicates this may still
-        create are harmless: claims and leases dedupe.
+        create are harmless: claims and leases dedupe. Suspended runs past their deadline (no
+        timer wakes them) are failed with ``RunDeadlineExceeded``, at most ``limit`` a sweep.
         """
         engine = self.service.engine
         if not isinstance(engine.driver, RemoteDriver):  # a mode, not an argument type
@@ -99,13 +102,15 @@ class Dispatcher:
             redrive_after=unsent_after if redrive_after is None else redrive_after,
             limit=limit,
         )
+        failed = engine.store.fail_overdue(now, limit=limit)
         for run_id in stuck.run_ids:
             queue.enqueue_run(run_id)
         jobs = [StepJob(run_id, key, attempt) for run_id, key, attempt in stuck.step_jobs]
         if jobs:
             queue.enqueue_steps(jobs)
-        if stuck.run_ids or jobs:
+        if stuck.run_ids or jobs or failed:
             logger.info(
-                "sweeper re-drove work", extra={"runs": len(stuck.run_ids), "step_jobs": len(jobs)}
+                "sweeper re-drove work",
+                extra={"runs": len(stuck.run_ids), "step_jobs": len(jobs), "overdue": len(failed)},
             )
-        return SweepReport(runs=stuck.run_ids, step_jobs=jobs)
+        return SweepReport(runs=stuck.run_ids, step_jobs=jobs, failed_runs=failed)

@@ -10,7 +10,7 @@ from typing import Any, assert_type
 
 from pydantic import BaseModel
 
-from lambda_flow import Flow, WorkflowContext
+from lambda_flow import Callback, Flow, WorkflowContext
 
 flow = Flow()
 
@@ -50,3 +50,22 @@ async def body(wf: WorkflowContext, data: Signup) -> None:
     await wf.do("Missing input", greet)  # type: ignore[arg-type]
     wrong: str = await wf.do("Wrong result", count_users)  # type: ignore[arg-type]
     del wrong
+
+
+class Payment(BaseModel):
+    amount: int
+
+
+async def waits(wf: WorkflowContext) -> None:
+    typed = await wf.callback("Payment", timeout="1d", type=Payment)
+    assert_type(typed, Callback[Payment])
+    assert_type(await typed.result(), Payment)  # validated into type=
+    untyped = await wf.callback("Anything")
+    assert_type(untyped, Callback[Any])
+    assert_type(await untyped.result(), Any)  # plain JSON
+    assert_type(untyped.id, str)
+    # A condition's state and wait_for_callback's payload are whatever the check / the outside
+    # party gave: untyped.
+    assert_type(await wf.wait_for_condition("Done", lambda s: s, initial_state=0), Any)
+    assert_type(await wf.wait_for_callback("Paid", lambda cb_id: None, type=Payment), Any)
+    await wf.callback("Bad", type="Payment")  # type: ignore[call-overload]

@@ -41,9 +41,17 @@ RunTimeoutQuery = Annotated[
     Query(
         max_length=32,
         description="How long the run may take, e.g. '7d': past it the run fails with"
-        " RunDeadlineExceeded (default: the workflow's own timeout, if any).",
+        " RunDeadlineExceeded (default: the workflow's own timeout, if any). Always the option,"
+        " whatever the workflow's input is.",
     ),
 ]
+_RUN_TIMEOUT_NOTE = (
+    "\n\nThe run's timeout: the `run_timeout` query parameter, or a top-level `run_timeout`"
+    " key of the JSON body when the workflow's input declares no `run_timeout` field of its own"
+    " (an input model without one, or an untyped input): that key is then taken out of the"
+    " input before validation. When the input declares `run_timeout`, the body's key is input"
+    " and only the query parameter sets the timeout. Both given: 422 naming the conflict."
+)
 TimeoutQuery = Annotated[
     str | None,
     Query(

@@ -45,6 +45,7 @@ from ._openapi import (
     _FAIL_CALLBACK_BODY,
     _INPUT_BODY,
     _RESUME_BODY,
+    _RUN_TIMEOUT_NOTE,
     MAX_PAGE_BYTES,
     _package_version,
     _responses,
@@ -188,7 +189,8 @@ def _add_workflow_routes(routes: _WorkflowRoutes) -> None:
         "POST",
         "/workflows/<name>/start",
         summary="Start a run of a workflow",
-        description="Stores a run and queues it (remote mode) or runs it here (inline mode).",
+        description="Stores a run and queues it (remote mode) or runs it here (inline mode)."
+        + _RUN_TIMEOUT_NOTE,
         tags=["workflows"],
         responses=_responses(
             [(202, RunStarted, "The run was started, or the Idempotency-Key's first run")],
@@ -200,7 +202,8 @@ def _add_workflow_routes(routes: _WorkflowRoutes) -> None:
         "POST",
         "/workflows/<name>/run",
         summary="Run a workflow and wait for its end",
-        description="200 with the outcome once the run has ended within the timeout, else 202.",
+        description="200 with the outcome once the run has ended within the timeout, else 202."
+        + _RUN_TIMEOUT_NOTE,
         tags=["workflows"],
         responses=_responses(
             [

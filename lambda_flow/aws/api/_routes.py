@@ -14,12 +14,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from pydantic.errors import PydanticUserError
 
 from ...core import (
     AccessRequest,
     CallbackConflict,
     CallbackNotFound,
     Caller,
+    Codec,
     IdempotencyConflict,
     InputTooLarge,
     InvalidDuration,
@@ -133,6 +135,57 @@ def _permits(flow: Flow, request: AccessRequest) -> bool:
     return definition.allows(request)
 
 
+def _declares_run_timeout(codec: Codec) -> bool:
+    """Whether the workflow's input itself has a top-level ``run_timeout`` field."""
+    if codec.is_any:
+        return False
+    try:
+        schema = codec.json_schema("validation")
+    except PydanticUserError:  # no schema (a callable in it): nothing declared to be seen
+        return False
+    properties = schema.get("properties")
+    return isinstance(properties, Mapping) and "run_timeout" in properties
+
+
+def _run_timeout_problem(message: str, loc: list[str]) -> HttpError:
+    return HttpError(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "InvalidRequest",
+        message,
+        [{"loc": loc, "msg": message, "type": "run_timeout"}],
+    )
+
+
+def _body_run_timeout(
+    definition: WorkflowDef, data: Any, run_timeout: str | None
+) -> tuple[Any, str | None]:
+    """The start body's top-level ``run_timeout`` taken out as the option, when it is one.
+
+    It is the option only when the workflow's input declares no ``run_timeout`` field of its
+    own (an input model without one, or an untyped input); then it is removed from the input
+    before validation. Otherwise it is input, and only the query parameter sets the option.
+
+    Raises:
+        HttpError: 422 when both the body and the query give it, or the body's is not text.
+    """
+    if not isinstance(data, dict) or "run_timeout" not in data:
+        return data, run_timeout
+    if _declares_run_timeout(definition.input):
+        return data, run_timeout
+    given = data["run_timeout"]
+    if run_timeout is not None:
+        raise _run_timeout_problem(
+            "run_timeout is given twice, as the query parameter and in the body: give one",
+            ["body", "run_timeout"],
+        )
+    if not isinstance(given, str):
+        raise _run_timeout_problem(
+            "run_timeout in the body must be a duration text such as '2h'",
+            ["body", "run_timeout"],
+        )
+    return {k: v for k, v in data.items() if k != "run_timeout"}, given
+
+
 # -- the routes ------------------------------------------------------------------------------
 class _WorkflowRoutes:
     """What each route does, over one service; :func:`build_api` wires it into a resolver."""
@@ -233,14 +286,20 @@ class _WorkflowRoutes:
         self.authorize(caller, action, run.workflow, run_id=run.id)
         return run
 
-    def start_request(self, name: str) -> tuple[Caller, WorkflowDef, Any]:
-        """Who starts which workflow with what input: all checked, nothing written."""
+    def start_request(
+        self, name: str, run_timeout: str | None
+    ) -> tuple[Caller, WorkflowDef, Any, str | None]:
+        """Who starts which workflow with what input and run timeout: checked, nothing written.
+
+        ``run_timeout`` is the query parameter's; see :func:`_body_run_timeout` for the body's.
+        """
         caller = self.authenticated()
         definition = self.flow.get_workflow(name)
         data = read_json_body(self.event, self.max_body_bytes)
+        data, run_timeout = _body_run_timeout(definition, data, run_timeout)
         typed = definition.input.validate(data, f"workflow {definition.name!r}")
         self.authorize(caller, "start", definition.name, input=typed)
-        return caller, definition, data
+        return caller, definition, data, run_timeout
 
     def wait_budget(self, timeout: str | None) -> timedelta:
         """How long ``/run`` may wait: as asked, within the cap and the Lambda's own deadline."""
@@ -278,7 +337,7 @@ class _WorkflowRoutes:
         idempotency_key: IdempotencyKeyHeader = None,
         run_timeout: RunTimeoutQuery = None,
     ) -> Response[Any]:
-        caller, definition, data = self.start_request(name)
+        caller, definition, data, run_timeout = self.start_request(name, run_timeout)
         run_id = self.service.start(
             definition.name, data, idempotency_key=idempotency_key, run_timeout=run_timeout
         )
@@ -292,7 +351,7 @@ class _WorkflowRoutes:
         idempotency_key: IdempotencyKeyHeader = None,
         run_timeout: RunTimeoutQuery = None,
     ) -> Response[Any]:
-        caller, definition, data = self.start_request(name)
+        caller, definition, data, run_timeout = self.start_request(name, run_timeout)
         wait = self.wait_budget(timeout)
         run = start_and_wait(
             self.service,

@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -146,6 +147,26 @@ def test_a_timeout_is_passed_on_and_ends_the_polling(server: tuple[str, Scripted
 
     assert run.status is RunStatus.RUNNING
     assert script.received[0]["path"] == "/workflows/greet/run?timeout=0ms"
+
+
+def test_run_timeout_goes_as_the_query_parameter(server: tuple[str, Scripted]) -> None:
+    """The query parameter is the option whatever the input declares (the body key may not be)."""
+    url, script = server
+    script.answers += [
+        (202, {"run_id": RUN_ID}),
+        (200, {"run_id": RUN_ID, "status": "completed"}),
+        (200, run_body("completed", "hi")),
+    ]
+    client = Client(url)
+
+    assert client.start("greet", {"name": "Ada"}, run_timeout="2h") == RUN_ID
+    client.start_and_wait("greet", {"name": "Ada"}, timeout="0ms", run_timeout=timedelta(hours=1))
+
+    assert [r["path"] for r in script.received[:2]] == [
+        "/workflows/greet/start?run_timeout=2h",
+        "/workflows/greet/run?timeout=0ms&run_timeout=3600000ms",
+    ]
+    assert json.loads(script.received[0]["body"]) == {"name": "Ada"}
 
 
 def _error(status: int, type: str, message: str, details: Any = ()) -> tuple[int, Any]:
