@@ -2,6 +2,7 @@
 
 from .core import (
     AccessRequest,
+    BatchFailed,
     CallbackConflict,
     CallbackFailed,
     CallbackNotFound,
@@ -42,19 +43,30 @@ from .core import (
     WorkflowNotFound,
     parse_duration,
 )
-from .engine import Callback, RetryPolicy, StepInfo, WorkflowContext, current_step
+from .engine import (
+    BatchResult,
+    Callback,
+    Completion,
+    RetryPolicy,
+    StepInfo,
+    WorkflowContext,
+    current_step,
+)
 from .graph import Flow, GraphDefinitionError, GraphInputError, branch, ref
 from .service import WorkflowService
 from .store.postgres import PostgresStore
 
 __all__ = [
     "AccessRequest",
+    "BatchFailed",
+    "BatchResult",
     "Callback",
     "CallbackConflict",
     "CallbackFailed",
     "CallbackNotFound",
     "CallbackTimedOut",
     "Caller",
+    "Completion",
     "ConditionNotMet",
     "ConfigurationError",
     "Duration",

@@ -27,6 +27,7 @@ from ._callbacks import add_callback
 from ._db import add_db
 from ._demo import add_demo
 from ._dev import add_dev, add_invoke
+from ._fork import add_fork
 from ._graph import add_graph
 from ._histories import add_export, add_replay
 from ._init import add_init
@@ -69,6 +70,7 @@ _COMMANDS: tuple[Callable[[AddCommand], None], ...] = (
     add_export,
     add_replay,
     add_cancel,
+    add_fork,
     add_db,
 )
 """Every command, in the order ``lambda-flow --help`` lists them."""

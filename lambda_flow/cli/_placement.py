@@ -79,6 +79,10 @@ class Placement(abc.ABC):
         """
         service.resume(run_id, payload)
 
+    def fork(self, service: WorkflowService, run_id: str, from_step: str, data: Any) -> str:
+        """Store a fork of ``run_id`` from ``from_step`` (queueing a pass if workers drive it)."""
+        return service.fork(run_id, from_step=from_step, input=data)
+
 
 class HerePlacement(Placement):
     """No workers: the command drives the run in its own process."""
@@ -131,6 +135,12 @@ class DevPlacement(Placement):
 
     def resume(self, service: WorkflowService, run_id: str, payload: Any = None) -> None:
         self._post(f"/runs/{run_id}/resume", None if payload is None else {"payload": payload}, {})
+
+    def fork(self, service: WorkflowService, run_id: str, from_step: str, data: Any) -> str:
+        body: dict[str, Any] = {"from_step": from_step}
+        if data is not None:
+            body["input"] = data
+        return str(self._post(f"/runs/{run_id}/fork", body, {})["run_id"])
 
     def post(self, path: str, body: Any) -> Any:
         """POST ``body`` (JSON) to dev's API at ``path``; its answer, decoded.

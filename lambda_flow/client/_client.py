@@ -343,6 +343,35 @@ class Client:
         )
         return Run.model_validate(body)
 
+    def fork(self, run_id: str, *, from_step: str, input: Any = None) -> str:
+        """Start a new run of ``run_id``'s workflow reusing its steps before ``from_step``.
+
+        Args:
+            run_id: the run to fork.
+            from_step: the key of the first step to run again.
+            input: the new run's input; None keeps the forked run's.
+
+        Returns:
+            The new run's id.
+
+        Raises:
+            RunNotFound: unknown run.
+            InvalidOption: the run has no step ``from_step`` (nothing is written).
+            InvalidInput: ``input`` fails the workflow's annotation.
+        """
+        context = RequestContext(run_id=run_id, operation="fork")
+        body: dict[str, Any] = {"from_step": from_step}
+        if input is not None:
+            body["input"] = input
+        _, answer = self._request(
+            "POST",
+            f"/runs/{_segment(run_id)}/fork",
+            body=body,
+            has_body=True,
+            context=context,
+        )
+        return str(answer["run_id"])
+
     # -- callbacks ---------------------------------------------------------------------------
     def complete_callback(self, callback_id: str, payload: Any = None) -> None:
         """Complete a callback with ``payload`` (idempotent: the same payload again is fine).

@@ -13,6 +13,7 @@ from ..core import (
     IdempotencyConflict,
     InputTooLarge,
     InvalidInput,
+    InvalidOption,
     InvalidRunState,
     LambdaFlowError,
     RunNotFound,
@@ -87,6 +88,8 @@ def _build(
         error = InputTooLarge(target, int(ctx.get("size", context.body_size)), int(ctx["limit"]))
     elif type in ("InvalidInput", "InvalidRequest", "InvalidJson", "InvalidBody"):
         error = InvalidInput(target, details)
+    elif type == "InvalidOption":
+        error = InvalidOption(str(details[0]["loc"][0]), message)
     elif type == "IdempotencyConflict":
         error = IdempotencyConflict(context.workflow or "", context.idempotency_key or "")
     elif type == "WorkflowNotFound":

@@ -31,6 +31,7 @@ from ._config import (
 )
 from ._durations import MAX_DURATION, Duration, parse_duration
 from ._errors import (
+    BatchFailed,
     CallbackConflict,
     CallbackFailed,
     CallbackNotFound,
@@ -92,6 +93,7 @@ __all__ = [
     "MAX_DURATION",
     "MAX_INPUT_BYTES",
     "AccessRequest",
+    "BatchFailed",
     "CallbackConflict",
     "CallbackFailed",
     "CallbackNotFound",

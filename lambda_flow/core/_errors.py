@@ -263,6 +263,23 @@ class InvalidOption(LambdaFlowError, ValueError):
         self.parameter = parameter
 
 
+class BatchFailed(LambdaFlowError):
+    """``BatchResult.values()`` was asked for the results of a batch in which items failed.
+
+    Attributes:
+        failures: ``(index, error)`` of each failed item, in index order; the errors are
+            :class:`~lambda_flow.ErrorInfo` values.
+    """
+
+    def __init__(self, name: str, failures: list[tuple[int, Any]]) -> None:
+        first = failures[0][1] if failures else None
+        plural = "item" if len(failures) == 1 else "items"
+        detail = f" (first: item {failures[0][0]}, {first})" if failures else ""
+        super().__init__(f"batch {name!r}: {len(failures)} {plural} failed{detail}")
+        self.name = name
+        self.failures = failures
+
+
 class RunDeadlineExceeded(LambdaFlowError):
     """A run went past its deadline (``@flow.workflow(timeout=...)`` or ``run_timeout=``).
 

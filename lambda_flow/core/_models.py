@@ -55,6 +55,11 @@ class StepKind(StrEnum):
     """``wf.callback``: waits for a completion from outside (``complete_callback``)."""
     CONDITION = "condition"
     """``wf.wait_for_condition``: one attempt per check, the state as its result."""
+    PATCH = "patch"
+    """``wf.patched``: a marker that the run reached a patch on code that has it."""
+    SCOPE = "scope"
+    """``wf.scope``, ``wf.map``, ``wf.parallel``: the result of a finished scope (its steps are
+    keyed under ``<key>/``)."""
 
 
 class ErrorInfo(BaseModel):
@@ -124,6 +129,8 @@ class Run(BaseModel):
     """The key the run was started with, if any."""
     pending: list[PendingItem] = []
     """What the run waits on now, oldest first (read by ``get_run``; empty in listings)."""
+    forked_from: dict[str, str] | None = None
+    """For a run started by ``fork``: ``{"run_id": ..., "step_key": ...}`` it was forked at."""
 
 
 class StepAttempt(BaseModel):

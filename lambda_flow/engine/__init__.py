@@ -9,6 +9,7 @@ what drives passes and steps lives in :mod:`lambda_flow.worker`.
 """
 
 from ._app import load_flow
+from ._batch import BatchResult, Completion
 from ._callback import Callback
 from ._context import StepInfo, WorkflowContext, current_step, running_step
 from ._driver import Driver
@@ -22,7 +23,9 @@ from ._timeout import parse_timeout, within
 
 __all__ = [
     "FORMAT",
+    "BatchResult",
     "Callback",
+    "Completion",
     "Driver",
     "Engine",
     "Flow",

@@ -6,13 +6,14 @@ And what a step's code sees: :func:`current_step`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ..core import Duration, InvalidOption
+from ._batch import BatchResult, Completion, map_calls, parallel_calls, run_batch
 from ._callback import Callback, ConditionPoll
 
 if TYPE_CHECKING:
@@ -40,6 +41,13 @@ class StepInfo:
         """Stable across attempts and replays of this step: pass it to external APIs."""
         return f"{self.run_id}:{self.step_id}"
 
+
+scope_prefix: ContextVar[str] = ContextVar("lambda_flow_scope_prefix", default="")
+"""The key prefix of the scope the calling code runs in (``""`` outside any scope).
+
+Set by the pass around a scope's function, so every step taken inside it (and in the tasks it
+starts, which copy the context) is keyed ``<scope key>/<name>``.
+"""
 
 _current_step: ContextVar[StepInfo | None] = ContextVar("lambda_flow_current_step", default=None)
 
@@ -216,6 +224,129 @@ class WorkflowContext:
     async def cancel(self, reason: str | None = None) -> None:
         """End the run now with status ``cancelled``; nothing after this call runs."""
         await self._pass.cancel(reason)
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this run takes the new code path of patch ``patch_id`` (a plain call).
+
+        Change a workflow whose runs are in flight: ``if wf.patched("free-shipping"): new
+        else: old``. A run reaching this point on the new code records a marker and gets True
+        (on every replay too); a run recorded before the patch existed gets False where it
+        replays past this point, so it keeps doing what it did. Check a change with
+        ``lambda-flow replay`` before deploying it.
+
+        Args:
+            patch_id: names the change; the marker's step is ``patch:<patch_id>``.
+
+        Returns:
+            True on the patched path, False when replaying a run recorded without the patch.
+        """
+        return self._pass.patched(patch_id)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Mark patch ``patch_id`` as the only path left (a plain call; it records nothing).
+
+        Once no run from before the patch can still replay, drop the old branch and replace
+        ``if wf.patched(id):`` with ``wf.deprecate_patch(id)``: runs that recorded the marker
+        and runs that did not both replay. Remove the call once those runs have ended too.
+
+        Args:
+            patch_id: the id given to :meth:`patched`.
+        """
+        self._pass.deprecate_patch(patch_id)
+
+    async def scope(self, name: str, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run ``async def func(wf, *args)`` in a step namespace of its own; return its result.
+
+        Steps inside are keyed ``<name>/<step>`` (nested scopes ``a/b/step``), so the same
+        helper can run twice without its keys clashing. The result (JSON-safe, as stored) is
+        recorded as one step; a replay of a finished scope returns it without running ``func``.
+
+        Args:
+            name: the scope's step name; repeats get ``#1``, ``#2``... appended.
+            func: the scope's code; it gets a :class:`WorkflowContext` for the scope.
+            *args: passed on to ``func``.
+
+        Returns:
+            ``func``'s result as stored (JSON: a model comes back as a dict).
+
+        Raises:
+            Exception: whatever ``func`` raised, unchanged (nothing is recorded for the scope).
+        """
+
+        async def body(_key: str) -> Any:
+            return await func(self._pass.context(), *args)
+
+        return await self._pass.scope(name, body, None)
+
+    async def map(
+        self,
+        name: str,
+        items: Sequence[Any],
+        func: str | Callable[..., Any],
+        *,
+        max_concurrency: int | None = None,
+        completion: Completion | None = None,
+        item_name: Callable[[Any, int], str] | None = None,
+    ) -> BatchResult[Any]:
+        """Run ``func`` for each item, at most ``max_concurrency`` at a time; return the batch.
+
+        ``func`` is a registered function (by name or reference: each item one RPC step, the
+        item its input) or ``async def func(wf, item, index)`` (each item a scope). Items are
+        keyed ``<name>/<item name>`` and start in index order. The batch's outcome is recorded
+        as one step, so replays see the same outcome.
+
+        Args:
+            name: the batch's step name.
+            items: the items (an empty list gives an empty batch).
+            func: what to run for each item.
+            max_concurrency: the most items in flight at once (None: no limit).
+            completion: when to stop starting items; by default all run, failures tolerated.
+            item_name: ``item_name(item, index) -> str`` names an item (default: its index).
+
+        Returns:
+            The :class:`BatchResult`; a failed item is in its ``errors``, not raised.
+
+        Raises:
+            InvalidOption: ``max_concurrency`` below 1, two items with the same name.
+        """
+        items = list(items)
+        if item_name is None:
+            names = [str(i) for i in range(len(items))]
+        else:
+            names = [item_name(item, i) for i, item in enumerate(items)]
+        return await run_batch(
+            self._pass, name, map_calls(self._pass, items, func, names), names, kind="map",
+            max_concurrency=max_concurrency, completion=completion,
+        )  # fmt: skip
+
+    async def parallel(
+        self,
+        name: str,
+        branches: Sequence[Callable[..., Awaitable[Any]]]
+        | Mapping[str, Callable[..., Awaitable[Any]]],
+        *,
+        max_concurrency: int | None = None,
+        completion: Completion | None = None,
+    ) -> BatchResult[Any]:
+        """Run ``async def branch(wf)`` branches as scopes, like :meth:`map`.
+
+        Args:
+            name: the batch's step name.
+            branches: a list (branches named by index) or a dict name -> branch (dict order).
+            max_concurrency: the most branches in flight at once (None: no limit).
+            completion: when to stop starting branches.
+
+        Returns:
+            The :class:`BatchResult`, one entry per branch.
+
+        Raises:
+            InvalidOption: ``max_concurrency`` below 1.
+        """
+        calls, names = parallel_calls(self._pass, branches)
+        return await run_batch(
+            self._pass, name, calls, names, kind="parallel",
+            max_concurrency=max_concurrency, completion=completion,
+        )  # fmt: skip
 
     # Typed for callers: ``type=`` gives the payload its type (tests/typing pins it).
     @overload

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import inspect
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -58,7 +58,7 @@ from ..core import (
 from ..store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
 from ..transport.base import StepJob
 from ._callback import Callback, ConditionPoll, callback_codec, option_duration
-from ._context import StepInfo, WorkflowContext, running_step
+from ._context import StepInfo, WorkflowContext, running_step, scope_prefix
 from ._flow import call_sync
 from ._retry import RetryPolicy, step_policy
 from ._timeout import parse_timeout, within
@@ -209,6 +209,8 @@ class OrchestrationPass:
         self._cleanup_deadline = leased.cleanup_deadline
         self.beyond_history: str | None = None
         """Replay-only: the first step the code asked for past the end of the history."""
+        self._patches: dict[str, bool] = {}
+        """What ``wf.patched`` answered for each patch (its scoped marker name) in this pass."""
 
     # -- the driver ------------------------------------------------------------------------
     async def run(self) -> RunOutcome | None:
@@ -438,6 +440,7 @@ class OrchestrationPass:
     def _key(self, name: str) -> str:
         if not isinstance(name, str) or not name:
             raise LambdaFlowError(f"a step name must be a non-empty string, got {name!r}")
+        name = scope_prefix.get() + name  # inside a scope: ``<scope key>/<name>``
         n = self._name_counts.get(name, 0)
         key = name if n == 0 else f"{name}#{n}"
         while key in self._used_keys:  # a literal "x#1" next to a repeated "x"
@@ -866,6 +869,118 @@ class OrchestrationPass:
         self._cancel_reason = reason
         raise CancelSignal(reason)
 
+    # -- wf.patched / wf.deprecate_patch ---------------------------------------------------
+    def patched(self, patch_id: str) -> bool:
+        """True where the run takes the patched code path; records its marker when live.
+
+        The marker's key is taken like any step's. If the history holds it, the run was
+        recorded on patched code: True. Otherwise, a recorded step still waiting to be asked
+        for means this point of the run was recorded by code without the patch: False, and
+        the key is given back (nothing recorded). With the history exhausted the run is live
+        here: the marker is recorded and the answer is True.
+        """
+        self._check_open()
+        name = _patch_name(patch_id)
+        asked = scope_prefix.get() + name
+        if asked in self._patches:
+            return self._patches[asked]
+        key = self._key(name)
+        if self._claim(key, StepKind.PATCH, None) is not None:
+            answer = True
+        elif self._unclaimed:  # replaying a point recorded before the patch existed
+            self._release(name, key)
+            answer = False
+        else:
+            if not self.engine.replay_only:
+                now = self.engine.clock.now()
+                self._write(
+                    self._new_record(key, name, StepKind.PATCH, None), StepStatus.SUCCEEDED,
+                    status=StepStatus.SUCCEEDED, attempt=1, started_at=now, finished_at=now,
+                )  # fmt: skip
+            answer = True
+        self._patches[asked] = answer
+        return answer
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Accept a recorded marker of ``patch_id`` here, or none; record nothing."""
+        self._check_open()
+        name = _patch_name(patch_id)
+        asked = scope_prefix.get() + name
+        if asked in self._patches:
+            return
+        key = self._key(name)
+        if self._claim(key, StepKind.PATCH, None) is None:
+            self._release(name, key)
+        self._patches[asked] = True
+
+    def _release(self, name: str, key: str) -> None:
+        """Give back a key that recorded nothing, so that the next call of ``name`` takes it."""
+        self._used_keys.discard(key)
+        self._name_counts[scope_prefix.get() + name] -= 1  # as _key counted it
+
+    # -- wf.scope (and the batches of wf.map / wf.parallel) -------------------------------
+    def context(self) -> WorkflowContext:
+        """A context for code running inside a scope (its keys take the scope's prefix)."""
+        return WorkflowContext(self)
+
+    async def scope(
+        self, name: str, body: Callable[[str], Awaitable[Any]], target: str | None
+    ) -> Any:
+        """Run ``body`` (given the scope's key) with its steps keyed ``<key>/<step>``.
+
+        Its result is recorded as one step of kind ``scope`` once it returns; a replay that
+        finds it returns it (as stored) without running ``body``, and counts the steps inside
+        as asked for. An error inside propagates unchanged and records nothing: a replay runs
+        ``body`` again, whose steps replay their recorded outcomes.
+        """
+        self._check_open()
+        key = self._key(name)
+        record = self._claim(key, StepKind.SCOPE, target)
+        if record is not None and record.status is StepStatus.SUCCEEDED:
+            self._claim_inside(key)
+            return record.result
+        token = scope_prefix.set(f"{key}/")
+        try:
+            result = ANY_CODEC.dump(await body(key))
+        finally:
+            scope_prefix.reset(token)
+        await self._caught_up(key)
+        await self._history_ends(key)
+        now = self.engine.clock.now()
+        self._write(
+            self._new_record(key, scope_prefix.get() + name, StepKind.SCOPE, target),
+            StepStatus.SUCCEEDED, status=StepStatus.SUCCEEDED, attempt=1, result=result,
+            started_at=now, finished_at=now,
+        )  # fmt: skip
+        return result
+
+    def _claim_inside(self, key: str) -> None:
+        """Count the recorded steps of a finished scope as asked for (they do not replay)."""
+        inner = f"{key}/"
+        for step in [k for k in self._unclaimed if k.startswith(inner)]:
+            self._unclaimed.pop(step)
+            self._used_keys.add(step)
+        if not self._unclaimed and self._parked:
+            for _, fut in self._parked:
+                if not fut.done():
+                    fut.set_result(None)
+            self._parked.clear()
+
+    def recorded_under(self, key: str) -> set[str]:
+        """The recorded keys under scope ``key``, and every scope key between (``a``, ``a/b``).
+
+        A batch starts the items found here whatever its completion policy says: they were
+        started when the history was recorded.
+        """
+        inner = f"{key}/"
+        found: set[str] = set()
+        for step in self._recorded:
+            if step.startswith(inner):
+                rest = step[len(inner) :]
+                found.add(rest)
+                found.update(rest[:i] for i, ch in enumerate(rest) if ch == "/")
+        return found
+
     # -- wf.callback / wf.wait_for_condition -----------------------------------------------
     async def callback(
         self,
@@ -1049,6 +1164,13 @@ def _step_write(record: StepRecord, attempt_status: StepStatus, **extra: Any) ->
         wake_at=record.wake_at,
         **extra,
     )
+
+
+def _patch_name(patch_id: str) -> str:
+    """The step name of a patch's marker (``patch:<id>``), so it never takes a step's key."""
+    if not isinstance(patch_id, str) or not patch_id:
+        raise LambdaFlowError(f"a patch id must be a non-empty string, got {patch_id!r}")
+    return f"patch:{patch_id}"
 
 
 def _annotated(fn: Callable[..., Any]) -> bool:

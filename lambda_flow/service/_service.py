@@ -21,6 +21,7 @@ from ..core import (
     ErrorInfo,
     IdempotencyConflict,
     InvalidInput,
+    InvalidOption,
     Run,
     RunCancelled,
     RunFailed,
@@ -125,6 +126,49 @@ class WorkflowService:
         if created:
             self.driver.dispatch(self.engine, run_id)
         return run_id
+
+    def fork(self, run_id: str, *, from_step: str, input: Any = None) -> str:
+        """Start a new run of ``run_id``'s workflow that reuses its steps before ``from_step``.
+
+        Every finished step the run recorded before step ``from_step`` (a step key, as the
+        history shows it) is copied, with its attempts, into the new run, which replays them
+        and runs from ``from_step`` on. The new run records where it came from
+        (``Run.forked_from``). Inline mode runs it here like :meth:`start`; remote mode queues
+        one pass.
+
+        Args:
+            run_id: the run to fork (in any status).
+            from_step: the key of the first step to run again.
+            input: the new run's input (validated like :meth:`start`'s); None keeps the
+                source run's.
+
+        Returns:
+            The new run's id.
+
+        Raises:
+            RunNotFound: unknown run (nothing is written).
+            InvalidOption: the run has no step ``from_step`` (nothing is written).
+            InvalidInput: ``input`` fails the workflow's annotation (nothing is written).
+        """
+        source = self._require(run_id)
+        definition = self.flow.get_workflow(source.workflow)
+        stored = None
+        if input is not None:
+            stored = definition.validate_input(input)
+            target = f"workflow {definition.name!r}"
+            check_storable(input, target)
+            check_input(stored, target)
+        now = self.clock.now()
+        limit = definition.timeout
+        new_id = self.store.fork_run(
+            source.id, from_step, stored, now, deadline=None if limit is None else now + limit
+        )
+        if new_id is None:
+            if self.store.get_run(source.id) is None:  # pragma: no cover - deleted meanwhile
+                raise RunNotFound(run_id)
+            raise InvalidOption("from_step", f"run {source.id} has no step {from_step!r}")
+        self.driver.dispatch(self.engine, new_id)
+        return new_id
 
     def run_to_completion(
         self,

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from psycopg import sql
 
 RUN_COLUMNS = (
-    "id, workflow, status, input, output, error, created_at, updated_at, wake_at, idempotency_key"
+    "id, workflow, status, input, output, error, created_at, updated_at, wake_at, idempotency_key,"
+    " forked_from"
 )
 # The step half of every pass write; {run_cte} decides which run row (if any) it applies to.
 # The writes arrive as json, not jsonb, and input and result are taken out as json: their text
@@ -105,6 +106,35 @@ def statements(schema: str) -> dict[str, str]:
             " VALUES (%s, %s, 'running', %s, %s, %s, %s, %s)"
             " ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL"
             " DO NOTHING RETURNING id"
+        ),
+        "fork_run": q(
+            # One statement: the new run (only if the source run has the step), then the
+            # source's finished steps recorded before that step, and their attempts, positions
+            # and order kept. A copied callback gets an id of its own (ids are unique).
+            "WITH src AS (SELECT position FROM {schema}.steps"
+            " WHERE run_id = %(source)s AND step_key = %(step_key)s),"
+            " r AS (INSERT INTO {schema}.runs (id, workflow, status, input, created_at,"
+            " updated_at, deadline, forked_from) SELECT %(run_id)s, workflow, 'running',"
+            " COALESCE(%(input)s, input), %(now)s, %(now)s, %(deadline)s, %(forked_from)s"
+            " FROM {schema}.runs WHERE id = %(source)s AND EXISTS (SELECT 1 FROM src)"
+            " RETURNING id),"
+            " c AS (SELECT st.* FROM {schema}.steps st, src WHERE st.run_id = %(source)s"
+            " AND st.position < src.position AND st.status IN ('succeeded', 'failed')),"
+            " s AS (INSERT INTO {schema}.steps (run_id, step_key, position, name, kind, target,"
+            " status, attempt, input, result, error, wake_at, max_attempts, retry_delay_ms,"
+            " retry_policy, timeout_ms, created_at, updated_at)"
+            " SELECT r.id, c.step_key, c.position, c.name, c.kind, c.target, c.status,"
+            " c.attempt, CASE WHEN c.kind = 'callback' THEN jsonb_set(c.input::jsonb,"
+            " ARRAY['callback_id'], to_jsonb(concat(c.input ->> 'callback_id', '.', r.id::text)))"
+            "::json ELSE c.input END, c.result, c.error, NULL, c.max_attempts, c.retry_delay_ms,"
+            " c.retry_policy, c.timeout_ms, %(now)s, %(now)s FROM c, r),"
+            " a AS (INSERT INTO {schema}.step_attempts (run_id, step_key, attempt, step_name,"
+            " kind, status, result, error, created_at, started_at, finished_at)"
+            " SELECT r.id, sa.step_key, sa.attempt, sa.step_name, sa.kind, sa.status,"
+            " sa.result, sa.error, sa.created_at, sa.started_at, sa.finished_at"
+            " FROM {schema}.step_attempts sa, r WHERE sa.run_id = %(source)s"
+            " AND sa.step_key IN (SELECT step_key FROM c) ORDER BY sa.id)"
+            " SELECT id FROM r"
         ),
         "run_by_key": q(
             "SELECT id FROM {schema}.runs WHERE workflow = %s AND idempotency_key = %s"

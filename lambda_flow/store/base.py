@@ -268,6 +268,26 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def fork_run(
+        self,
+        run_id: str,
+        step_key: str,
+        input: Any,
+        now: datetime,
+        *,
+        deadline: datetime | None = None,
+    ) -> str | None:
+        """Store a new running run of ``run_id``'s workflow, forked at step ``step_key``.
+
+        It holds copies of the source's finished steps recorded before that step (with their
+        attempts, positions kept) and ``forked_from`` naming the run and the step; its input
+        is ``input``, or the source's when None. One statement.
+
+        Returns:
+            The new run's id; None (nothing written) when the run or its step is unknown.
+        """
+
+    @abc.abstractmethod
     def get_run(self, run_id: str) -> Run | None:
         """The run, or None for an unknown (or malformed) id."""
 

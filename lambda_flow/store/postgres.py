@@ -333,6 +333,30 @@ class PostgresStore(Store):
             raise RuntimeError("idempotency conflict without a matching run")
         return str(existing[0]), False
 
+    def fork_run(
+        self,
+        run_id: str,
+        step_key: str,
+        input: Any,
+        now: datetime,
+        *,
+        deadline: datetime | None = None,
+    ) -> str | None:
+        source = self._uuid(run_id)
+        if source is None:
+            return None
+        new_id = uuid.uuid4()
+        row = self._fetchone(
+            self._sql["fork_run"],
+            {
+                "source": source, "step_key": step_key, "run_id": new_id,
+                "input": None if input is None else _json(input), "now": now,
+                "deadline": deadline,
+                "forked_from": _json({"run_id": str(source), "step_key": step_key}),
+            },
+        )  # fmt: skip
+        return None if row is None else str(row[0])
+
     @staticmethod
     def _run(row: tuple[Any, ...]) -> Run:
         return Run(
@@ -346,6 +370,7 @@ class PostgresStore(Store):
             updated_at=row[7],
             wake_at=row[8],
             idempotency_key=row[9],
+            forked_from=row[10],
         )
 
     @staticmethod
@@ -363,7 +388,7 @@ class PostgresStore(Store):
         if not rows:
             return None
         run = self._run(rows[0])
-        pending = rows[0][10]
+        pending = rows[0][11]
         if not pending:
             return run
         items = [
@@ -384,7 +409,7 @@ class PostgresStore(Store):
         # A summary leaves the JSON columns unread; the NULLs keep the row shape ``_run`` reads.
         columns = (
             "id, workflow, status, NULL, NULL, error, created_at, updated_at, wake_at,"
-            " idempotency_key"
+            " idempotency_key, forked_from"
             if summary
             else RUN_COLUMNS
         )

@@ -59,6 +59,8 @@ class RunView(BaseModel):
     """When a sleep or retry delay next wakes the run."""
     pending: list[PendingItem] = []
     """What the run waits on: callbacks (with their ids), sleeps, suspensions, conditions."""
+    forked_from: dict[str, str] | None = None
+    """For a forked run: ``{"run_id": ..., "step_key": ...}`` it was forked at."""
 
     @classmethod
     def of(cls, run: Run) -> RunView:
@@ -116,6 +118,17 @@ class ResumeRequest(BaseModel):
 
     payload: Any = None
     """What the awaited ``wf.suspend`` returns (an approval's decision, say)."""
+
+
+class ForkRequest(BaseModel):
+    """The body of ``POST /runs/{run_id}/fork``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_step: str = Field(min_length=1, max_length=1000)
+    """The key of the first step the new run runs again (the steps before it are reused)."""
+    input: Any = None
+    """The new run's input; the forked run's when not given."""
 
 
 class FailCallbackRequest(BaseModel):

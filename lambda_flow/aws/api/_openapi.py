@@ -19,7 +19,13 @@ from pydantic.errors import PydanticUserError
 
 from ...core import Codec, InvalidInput, RunStatus, SchemaMode, WorkflowInfo, json_schemas
 from ...engine import WorkflowDef
-from ._models import ApiErrorResponse, CancelRequest, FailCallbackRequest, ResumeRequest
+from ._models import (
+    ApiErrorResponse,
+    CancelRequest,
+    FailCallbackRequest,
+    ForkRequest,
+    ResumeRequest,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -101,6 +107,12 @@ _RESUME_BODY: dict[str, Any] = {
     "requestBody": {
         "required": False,
         "content": {_JSON: {"schema": ResumeRequest.model_json_schema()}},
+    }
+}
+_FORK_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {_JSON: {"schema": ForkRequest.model_json_schema()}},
     }
 }
 _CALLBACK_PAYLOAD_BODY: dict[str, Any] = {

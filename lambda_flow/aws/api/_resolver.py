@@ -43,6 +43,7 @@ from ._openapi import (
     _CALLBACK_PAYLOAD_BODY,
     _CANCEL_BODY,
     _FAIL_CALLBACK_BODY,
+    _FORK_BODY,
     _INPUT_BODY,
     _RESUME_BODY,
     _RUN_TIMEOUT_NOTE,
@@ -264,6 +265,21 @@ def _add_run_routes(routes: _WorkflowRoutes) -> None:
         responses=_responses([(200, RunView, "The cancelled run")], 400, 401, 403, 404, 409, 413),
         openapi_extensions=_CANCEL_BODY,
     )(routes.cancel_run)
+    routes.route(
+        "POST",
+        "/runs/<run_id>/fork",
+        summary="Fork a run from a step",
+        tags=["runs"],
+        description=(
+            "Starts a new run of the same workflow that reuses the recorded steps before "
+            '{"from_step": <step key>} and runs from there, with the run\'s input or the '
+            'body\'s "input". 404 unknown run, 422 unknown step.'
+        ),
+        responses=_responses(
+            [(202, RunStarted, "The new run was started")], 400, 401, 403, 404, 413
+        ),
+        openapi_extensions=_FORK_BODY,
+    )(routes.fork_run)
 
 
 def _add_callback_routes(routes: _WorkflowRoutes) -> None:

@@ -45,6 +45,7 @@ from ._models import (
     CallbackAnswer,
     CancelRequest,
     FailCallbackRequest,
+    ForkRequest,
     ResumeRequest,
     RunFinished,
     RunHistoryView,
@@ -448,6 +449,27 @@ class _WorkflowRoutes:
         )
         self.log.info("run cancelled", extra={"run_id": run.id, "workflow": run.workflow})
         return _json(HTTPStatus.OK, RunView.of(cancelled))
+
+    def fork_run(self, run_id: str) -> Response[Any]:
+        caller = self.authenticated()
+        request = _body_model(
+            ForkRequest,
+            read_json_body(self.event, self.max_body_bytes),
+            "the body must be a JSON object with a 'from_step' and an optional 'input'",
+        )
+        run = self.visible_run(run_id, "read")
+        if request.input is not None:
+            definition = self.flow.get_workflow(run.workflow)
+            typed = definition.input.validate(request.input, f"workflow {definition.name!r}")
+        else:
+            typed = run.input
+        self.authorize(caller, "start", run.workflow, input=typed)
+        new_id = self.service.fork(run.id, from_step=request.from_step, input=request.input)
+        self.log.info(
+            "run forked",
+            extra={"run_id": new_id, "forked_from": run.id, "step_key": request.from_step},
+        )
+        return _json(HTTPStatus.ACCEPTED, RunStarted(run_id=new_id))
 
     # -- callbacks ---------------------------------------------------------------------------
     def callback_allowed(self, callback_id: str) -> None:

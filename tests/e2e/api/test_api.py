@@ -131,7 +131,7 @@ def test_start_answers_202_and_the_run_is_stored(
     assert run.status == 200
     assert set(run.body) == {
         "id", "workflow", "status", "input", "output", "error", "created_at", "updated_at",
-        "wake_at", "pending",
+        "wake_at", "pending", "forked_from",
     }  # fmt: skip
     assert run.body["id"] == response.body["run_id"]
     assert run.body["workflow"] == "greet"
@@ -994,6 +994,7 @@ def test_openapi_document_lists_every_route(api_client: ApiClient, workflows: An
         ("/runs", "get"),
         ("/runs/{run_id}/resume", "post"),
         ("/runs/{run_id}/cancel", "post"),
+        ("/runs/{run_id}/fork", "post"),
         ("/openapi.json", "get"),
     }
     for (path, _), operation in operations.items():

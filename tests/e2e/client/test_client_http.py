@@ -17,6 +17,8 @@ from botocore.credentials import Credentials
 from lambda_flow import (
     InputTooLarge,
     InvalidInput,
+    InvalidOption,
+    RunNotFound,
     RunStatus,
     StoreUnavailable,
     UnstorableInput,
@@ -234,3 +236,28 @@ def test_bad_base_urls_and_oversized_inputs_fail_before_any_request() -> None:
     assert large.value.limit == MAX_INPUT_BYTES
     with pytest.raises(UnstorableInput):
         client.start("greet", {"n": float("nan")})
+
+
+def test_fork_posts_the_step_and_input_and_maps_its_errors(server: tuple[str, Scripted]) -> None:
+    url, script = server
+    detail = [{"loc": ["from_step"], "msg": "no step", "type": "invalid_option"}]
+    script.answers += [
+        (202, {"run_id": "new-1"}),
+        (202, {"run_id": "new-2"}),
+        _error(422, "InvalidOption", f"from_step: run {RUN_ID} has no step 'Nope'", detail),
+        _error(404, "RunNotFound", f"unknown run {RUN_ID!r}"),
+    ]
+    client = Client(url)
+
+    assert client.fork(RUN_ID, from_step="Ship") == "new-1"
+    assert client.fork(RUN_ID, from_step="Ship", input={"a": 1}) == "new-2"
+    with pytest.raises(InvalidOption, match="'Nope'") as bad_step:
+        client.fork(RUN_ID, from_step="Nope")
+    assert bad_step.value.parameter == "from_step"
+    with pytest.raises(RunNotFound) as unknown:
+        client.fork(RUN_ID, from_step="Ship")
+    assert unknown.value.run_id == RUN_ID
+
+    assert [r["path"] for r in script.received] == [f"/runs/{RUN_ID}/fork"] * 4
+    assert json.loads(script.received[0]["body"]) == {"from_step": "Ship"}
+    assert json.loads(script.received[1]["body"]) == {"from_step": "Ship", "input": {"a": 1}}

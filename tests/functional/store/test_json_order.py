@@ -84,6 +84,7 @@ def test_the_user_json_columns_are_json_and_errors_stay_jsonb(
     ).fetchall()
     assert rows == [
         ("runs", "error", "jsonb"),
+        ("runs", "forked_from", "jsonb"),  # engine data (0008)
         ("runs", "input", "json"),
         ("runs", "output", "json"),
         ("step_attempts", "error", "jsonb"),

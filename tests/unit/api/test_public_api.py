@@ -24,6 +24,8 @@ EXPECTED = {
     "Callback", "CallbackConflict", "CallbackFailed", "CallbackNotFound", "CallbackTimedOut",
     "ConditionNotMet", "InvalidOption", "RetryPolicy", "RunDeadlineExceeded", "StepTimedOut",
     "WorkflowCancelled",
+    # issue 13: scopes, map and parallel
+    "BatchFailed", "BatchResult", "Completion",
 }  # fmt: skip
 
 
@@ -94,6 +96,7 @@ PACKAGE_SURFACES = {
         "IdempotencyConflict", "InputTooLarge", "UnstorableInput", "MAX_INPUT_BYTES",
         "RunPage", "RunSummary", "WorkflowInfo", "SchemaMode", "check_input", "check_storable",
         "json_schemas", "json_size",
+        "BatchFailed",
     },
     "lambda_flow.engine": {
         "Callback", "Driver", "Engine", "FORMAT", "RetryPolicy", "Flow", "FunctionDef",
@@ -102,6 +105,7 @@ PACKAGE_SURFACES = {
         "current_step", "export_run", "fixed_policy_json", "load_flow", "next_delay_by_json",
         "parse_timeout", "replay_history", "run_fields", "running_step", "step_fields",
         "step_policy", "within",
+        "BatchResult", "Completion",
     },
     "lambda_flow.worker": {
         "Body", "Dispatcher", "InlineDriver", "JobResult", "RemoteDriver", "Serviced",
