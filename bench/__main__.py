@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import compare, inline_steps, remote_steps
+from . import callbacks, compare, inline_steps, remote_steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,12 @@ BENCHMARKS = {
         description=remote_steps.__doc__ or remote_steps.SUMMARY,
         add_arguments=remote_steps.add_arguments,
         run=remote_steps.run,
+    ),
+    "callbacks": Benchmark(
+        summary=callbacks.SUMMARY,
+        description=callbacks.__doc__ or callbacks.SUMMARY,
+        add_arguments=callbacks.add_arguments,
+        run=callbacks.run,
     ),
 }
 DEFAULT = "inline-steps"

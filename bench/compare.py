@@ -17,6 +17,8 @@ Workloads (see docs/performance.md for the method):
   e  onboarding  the example workflow through the Lambda handlers on moto (bench/remote_steps.py)
   f  cold start  ``python -X importtime`` of each lambda_flow.handlers module; peak memory
                  of one pass
+  g  callbacks   a wait_for_callback through the Lambda handlers on moto, completed from
+                 outside: statements and messages per callback (bench/callbacks.py)
 
 Writes ``bench/results.json`` (every run and the medians) and ``bench/results.md`` (the table),
 and prints the table with the lambda-flow / DBOS ratios and each target's verdict.
@@ -41,6 +43,7 @@ from typing import Any
 
 import psycopg
 
+from . import callbacks
 from . import lf_workloads as lf
 from ._pgstats import ServerMonitor, WireCounter
 from ._server import BenchServer, embedded_server, existing_server
@@ -169,6 +172,7 @@ def collect(runner: Runner) -> dict[str, Any]:
         ("pass_memory", lambda url: lf.pass_memory(url, steps=1000)),
         ("onboarding", lf.onboarding),
         ("cold_start", lambda url: lf.cold_start(url, repeats=max(a.reps, 3))),
+        ("callbacks", callbacks.result),
     ]
     for what, call in own:
         runs[what] = {"lambda_flow": [runner.lambda_flow_only(what, call)]}
@@ -437,7 +441,46 @@ def _own_figures(
         "f. memory", f"peak of one pass replaying {memory['steps']} steps (tracemalloc)", "MiB",
         memory["peak_bytes"] / 2**20, higher_is_better=False, digits=2,
     ))  # fmt: skip
+    if "callbacks" in runs:
+        figures += _callback_figures(runs["callbacks"]["lambda_flow"][0])
     return figures
+
+
+def _callback_figures(result: dict[str, Any]) -> list[Figure]:
+    """g. per callback: completing it against issue 12's target, and the whole way round."""
+    w = "g. callback via the Lambda handlers (moto)"
+    per = result["per_callback"]
+    complete, statements = per["complete"], result["target_statements"]
+    orchestration = result["orchestration_messages_per_completion"]
+    whole = {
+        key: sum(per[phase][key] for phase in ("create", "complete", "resume"))
+        for key in ("statements", "messages", "invocations")
+    }
+    return [
+        Figure(
+            w, "SQL statements to complete a callback", "stmts", complete["statements"],
+            higher_is_better=False, target=f"<= {statements}",
+            met=complete["statements"] <= statements + _EPSILON, digits=1,
+            note="service.complete_callback, as POST /callbacks/{id}/succeed calls it",
+        ),
+        Figure(
+            w, "orchestration messages per completion", "msgs", orchestration,
+            higher_is_better=False, target=f"<= {result['target_messages']}",
+            met=orchestration <= result["target_messages"], digits=0,
+        ),
+        Figure(
+            w, "SQL statements of a repeated completion (same payload)", "stmts",
+            per["repeat"]["statements"], higher_is_better=False, digits=1,
+            note=f"{per['repeat']['messages']:.0f} messages: answered as the first time",
+        ),
+        Figure(
+            w, "SQL statements, creation to resumed pass", "stmts", whole["statements"],
+            higher_is_better=False, digits=1,
+            note=f"{whole['messages']:.0f} SQS messages, {whole['invocations']:.0f} invocations"
+            " (the pass that creates it, the submitter's step, the resumed pass; the start and"
+            " the completion are service calls)",
+        ),
+    ]  # fmt: skip
 
 
 # -- reporting ----------------------------------------------------------------------------------

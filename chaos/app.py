@@ -18,14 +18,21 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from pydantic import BaseModel, Field, field_validator
 
-from lambda_flow import Flow, WorkflowContext, current_step, parse_duration
+from lambda_flow import (
+    Flow,
+    RetryPolicy,
+    WorkflowCancelled,
+    WorkflowContext,
+    current_step,
+    parse_duration,
+)
 
 flow = Flow()
 
@@ -53,17 +60,33 @@ CREATE TABLE IF NOT EXISTS {fx}.executions (
     pid              integer     NOT NULL,
     committed_before boolean     NOT NULL,
     outcome          text,
+    kind             text        NOT NULL DEFAULT 'step',
+    once             boolean     NOT NULL DEFAULT false,
+    at               timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE IF NOT EXISTS {fx}.callbacks (
+    callback_id      text        PRIMARY KEY,
+    run_id           uuid        NOT NULL,
+    name             text        NOT NULL,
     at               timestamptz NOT NULL DEFAULT clock_timestamp()
 )
 """
 
 _RECORD = """
-INSERT INTO {fx}.executions (run_id, step_key, attempt, pid, committed_before)
+INSERT INTO {fx}.executions (run_id, step_key, attempt, pid, committed_before, kind, once)
 SELECT %(run_id)s, %(key)s, %(attempt)s, %(pid)s, EXISTS (
     SELECT 1 FROM {schema}.step_attempts
     WHERE run_id = %(run_id)s AND step_key = %(key)s
-      AND (status = 'succeeded' OR (status = 'failed' AND attempt >= %(attempt)s)))
+      AND status IN ('succeeded', 'failed') AND attempt >= %(attempt)s
+) OR EXISTS (
+    SELECT 1 FROM {schema}.steps
+    WHERE run_id = %(run_id)s AND step_key = %(key)s AND status = 'succeeded'
+), %(kind)s, %(once)s
 RETURNING id
+"""
+_HANDED = """
+INSERT INTO {fx}.callbacks (callback_id, run_id, name) VALUES (%(id)s, %(run_id)s, %(name)s)
+ON CONFLICT (callback_id) DO NOTHING
 """
 _OUTCOME = "UPDATE {fx}.executions SET outcome = %(outcome)s WHERE id = %(id)s"
 
@@ -95,12 +118,21 @@ class _Recorder:
                         raise
         return None
 
+    def handed(self, callback_id: str, name: str) -> None:
+        """Hand ``callback_id`` to the "provider" (the harness reads ``{fx}.callbacks``)."""
+        step = current_step()
+        if step is None:
+            raise RuntimeError("a chaos step ran outside any step context")
+        self._execute(_HANDED, {"id": callback_id, "run_id": step.run_id, "name": name})
+
     @contextlib.contextmanager
-    def execution(self) -> Iterator[int]:
+    def execution(self, *, kind: str = "step", once: bool = False) -> Iterator[int]:
         """Log the current step's execution around its code; yield its attempt number.
 
         The row's ``outcome`` is ``returned`` or ``raised``; it stays empty when the process
-        died (or the step stalled) in between.
+        died (or the step stalled) in between. ``kind``: ``step``, ``poll`` (one check of a
+        ``wait_for_condition``: each check is an attempt) or ``cleanup`` (run on cancellation);
+        ``once``: the step is ``at_most_once`` (an attempt must never run twice).
         """
         step = current_step()
         if step is None:
@@ -112,6 +144,8 @@ class _Recorder:
                 "key": step.step_id,
                 "attempt": step.attempt,
                 "pid": os.getpid(),
+                "kind": kind,
+                "once": once,
             },
         )
         outcome = "raised"
@@ -143,6 +177,10 @@ class Item(BaseModel):
     """Fail the first attempt (a flaky dependency)."""
     pause_ms: int = Field(default=0, ge=0, le=3000)
     """Time spent inside the step, so stalls and kills land mid-step."""
+    once: bool = False
+    """The step is ``at_most_once`` (logged as such)."""
+    crash_first: bool = False
+    """End the worker process during the first attempt (an interrupted at-most-once attempt)."""
 
 
 def work_value(value: int) -> int:
@@ -153,8 +191,8 @@ def work_value(value: int) -> int:
 @flow.function
 def work(item: Item) -> int:
     """A side-effecting step: logged, optionally slow, flaky or poisonous."""
-    with _recorder.execution() as attempt:
-        if item.poison:
+    with _recorder.execution(once=item.once) as attempt:
+        if item.poison or (item.crash_first and attempt == 1):
             _poison()
         if item.pause_ms:
             time.sleep(item.pause_ms / 1000)
@@ -308,6 +346,135 @@ async def poison_inline(wf: WorkflowContext, data: SeedIn) -> int:
     return result
 
 
+class CallbackTask(BaseModel):
+    """What :func:`hand_off` receives from ``wait_for_callback``."""
+
+    callback_id: str
+    data: dict[str, Any]
+
+
+@flow.function
+def hand_off(task: CallbackTask) -> None:
+    """The submitter of a ``wait_for_callback``: hands the callback id to the "provider"."""
+    with _recorder.execution():
+        _recorder.handed(task.callback_id, str(task.data["name"]))
+
+
+def _inline_hand_off(callback_id: str, name: str) -> Callable[[], None]:
+    def step() -> None:
+        with _recorder.execution():
+            _recorder.handed(callback_id, name)
+
+    return step
+
+
+def _inline_once(value: int, *, crash: bool = False) -> Callable[[], int]:
+    """An inline ``at_most_once`` step (a charge with no idempotency key); ``crash``: it ends
+    the orchestrator's process during its first attempt."""
+
+    def step() -> int:
+        with _recorder.execution(once=True) as attempt:
+            if crash and attempt == 1:
+                _poison()
+            return inline_value(value)
+
+    return step
+
+
+def _inline_cleanup(value: int) -> Callable[[], int]:
+    """The compensation a cancelled run runs (``at_most_once`` too)."""
+
+    def step() -> int:
+        with _recorder.execution(kind="cleanup", once=True):
+            return -value
+
+    return step
+
+
+def _inline_slow(value: int) -> Callable[[], Awaitable[int]]:
+    """An async inline step under a 1 s timeout: its first attempt hangs past it (it is
+    cancelled with ``StepTimedOut``, and the retry policy runs the next)."""
+
+    async def step() -> int:
+        with _recorder.execution() as attempt:
+            if attempt == 1:
+                await asyncio.sleep(SETTLE_TIMEOUT_S * 3)
+            return inline_value(value)
+
+    return step
+
+
+SETTLE_TIMEOUT_S = 1
+
+
+def _check(state: dict[str, int]) -> dict[str, int]:
+    """One poll of :func:`webhook`'s condition: a counter that reaches :data:`POLLS`."""
+    with _recorder.execution(kind="poll"):
+        return {"n": int(state["n"]) + 1, "v": int(state["v"])}
+
+
+def _ready(state: dict[str, int]) -> bool:
+    return int(state["n"]) >= POLLS
+
+
+POLLS = 3
+"""Checks of :func:`webhook`'s condition until it holds."""
+CALLBACK_TIMEOUT = "600s"
+"""Callbacks never time out in a scenario: the harness completes them (or cancels the run)."""
+POLICY = RetryPolicy(
+    max_attempts=RETRIES + 1, initial_delay="200ms", backoff=2.0, max_delay="1s", jitter="full"
+)
+
+
+class WebhookIn(BaseModel):
+    """Input of :func:`webhook`; ``cancel``: the harness cancels the run while it waits;
+    ``crash``: the first attempt of each at-most-once step ends its process."""
+
+    seed: int
+    cancel: bool = False
+    crash: bool = False
+
+
+def callback_payload(seed: int, name: str) -> dict[str, Any]:
+    """What the harness completes callback ``name`` of a run on ``seed`` with."""
+    return {"amount": seed * 10 + len(name), "name": name}
+
+
+@flow.workflow
+async def webhook(wf: WorkflowContext, data: WebhookIn) -> dict[str, Any]:
+    """Issue 12's primitives: an at-most-once charge; a callback (``wf.callback``, handed off by
+    an inline step) and a ``wait_for_callback`` (an RPC submitter), both completed over HTTP by
+    the harness, or the run cancelled while it waits (a cleanup step refunds); then an async
+    inline step with a retry policy and a timeout (its first attempt times out), an RPC
+    at-most-once step with a retry policy (its first attempt fails, or ends its process with
+    ``crash`` as the charge's does) and a ``wait_for_condition`` poll."""
+    charged: int = await wf.do(
+        "Charge", _inline_once(data.seed, crash=data.crash), at_most_once=True, retries=RETRIES
+    )
+    receipt_cb = await wf.callback("Receipt", timeout=CALLBACK_TIMEOUT)
+    await wf.do("Hand off", _inline_hand_off(receipt_cb.id, "Receipt"), retries=RETRIES)
+    try:
+        paid: dict[str, Any] = await wf.wait_for_callback(
+            "Payment", "hand_off", {"name": "Payment"}, timeout=CALLBACK_TIMEOUT, retries=RETRIES
+        )
+        receipt: dict[str, Any] = await receipt_cb.result()
+    except WorkflowCancelled:
+        await wf.do("Refund", _inline_cleanup(charged), at_most_once=True, retries=RETRIES)
+        raise
+    total = int(paid["amount"]) + int(receipt["amount"])
+    settled: int = await wf.do(
+        "Settle", _inline_slow(total), retry=POLICY, timeout=f"{SETTLE_TIMEOUT_S}s"
+    )
+    ship = Item(value=settled, fail_first=not data.crash, crash_first=data.crash, once=True)
+    shipped: int = await wf.do("Ship", "work", ship, retry=POLICY, at_most_once=True)
+    ready: dict[str, int] = await wf.wait_for_condition(
+        "Ready", _check, initial_state={"n": 0, "v": shipped}, until=_ready, interval="300ms",
+        backoff=1.5, max_interval="1s", max_attempts=POLLS + 2,
+    )  # fmt: skip
+    return {"charged": charged, "total": total, "settled": settled, "shipped": shipped,
+            "ready": ready}  # fmt: skip
+
+
 # -- what each run must come to --------------------------------------------------------------------
 def _expected_chain(data: dict[str, Any]) -> dict[str, int]:
     a = work_value(int(data["seed"]))
@@ -334,12 +501,22 @@ def _expected_approval(data: dict[str, Any]) -> int:
     return work_value(work_value(int(data["seed"])))
 
 
+def _expected_webhook(data: dict[str, Any]) -> dict[str, Any]:
+    seed = int(data["seed"])
+    total = sum(int(callback_payload(seed, n)["amount"]) for n in ("Payment", "Receipt"))
+    settled = inline_value(total)
+    shipped = work_value(settled)
+    return {"charged": inline_value(seed), "total": total, "settled": settled,
+            "shipped": shipped, "ready": {"n": POLLS, "v": shipped}}  # fmt: skip
+
+
 EXPECTED: dict[str, Callable[[dict[str, Any]], Any]] = {
     "chain": _expected_chain,
     "fanout": _expected_fanout,
     "race": _expected_race,
     "approval": _expected_approval,
     "opener": _expected_opener,
+    "webhook": _expected_webhook,
 }
 """Workflows that must complete, and their output for an input."""
 POISONED = frozenset({"poison", "poison_inline"})
@@ -350,4 +527,6 @@ def expected(workflow: str, data: dict[str, Any]) -> tuple[str, Any]:
     """The final status and output a run of ``workflow`` on ``data`` must come to."""
     if workflow in POISONED:
         return "failed", None
+    if workflow == "webhook" and data.get("cancel"):
+        return "cancelled", None
     return "completed", EXPECTED[workflow](data)

@@ -13,6 +13,13 @@ A run is audited against :func:`chaos.app.expected` and the execution log of its
 - **stuck**: still ``running`` (or ``suspended`` after being resumed) when recovery ended;
 - **extra orchestrator messages per run**: orchestrator messages the sweeper sent, per run, in
   the scenarios measured under a backlog;
+- **at-most-once re-runs**: further executions of one attempt of an ``at_most_once`` step
+  (an interrupted attempt must be recorded ``StepInterrupted``, never run again);
+- **cleanup not once**: cancelled runs whose cleanup step did not run and commit exactly once
+  (or runs that were not cancelled and ran it);
+- **bad callback answers**: completions over HTTP answered otherwise than the contract says (a
+  repeat must answer as the first did, another payload or a completion after the run was
+  cancelled 409);
 - **5xx**: API answers 500-599 (a 503 with ``Retry-After`` aside) and requests left without
   an answer.
 """
@@ -54,6 +61,9 @@ class Figures:
     committed_reruns: int = 0
     uncommitted_reruns: int = 0
     stuck: int = 0
+    once_reruns: int = 0
+    cleanup_wrong: int = 0
+    callback_wrong: int = 0
     extra_orchestrator: int = 0
     backlog_runs: int = 0
     """Runs of the backlog measurement (0: not measured in this scenario)."""
@@ -75,6 +85,9 @@ class Figures:
                 ("wrong output", self.wrong),
                 ("committed steps re-run", self.committed_reruns),
                 ("stuck", self.stuck),
+                ("at-most-once re-runs", self.once_reruns),
+                ("cleanup not once", self.cleanup_wrong),
+                ("bad callback answers", self.callback_wrong),
                 ("5xx", self.server_errors),
             )
             if value
@@ -94,6 +107,9 @@ class Figures:
             "committed_reruns",
             "uncommitted_reruns",
             "stuck",
+            "once_reruns",
+            "cleanup_wrong",
+            "callback_wrong",
             "extra_orchestrator",
             "backlog_runs",
             "server_errors",
@@ -136,7 +152,10 @@ def _judge(run: StartedRun, state: RunState | None) -> str | None:
         if state.status != "completed":
             return "lost"
         return None if _same(state.output, want_output) else "wrong"
-    return None if state.status == "failed" else "wrong"
+    if state.status == want_status:
+        return None
+    # A run that had to be cancelled (or fail) but completed gave an output it must not have.
+    return "wrong" if state.status == "completed" else "lost"
 
 
 def _same(stored: Any, wanted: Any) -> bool:
@@ -154,18 +173,105 @@ def _reruns(database_url: str, schema: str) -> tuple[int, int, list[str]]:
         ).fetchall()
         logged = conn.execute(sql.SQL("SELECT count(*) FROM {}.executions").format(fx)).fetchone()
         # A later execution of a step is a retry when the one before it raised (the step's own
-        # failure); otherwise that one's result was lost (killed, stalled, fenced off).
+        # failure); otherwise that one's result was lost (killed, stalled, fenced off). The
+        # next check of a poll after one that returned is the poll going on, not a re-run.
         repeats = conn.execute(
             sql.SQL(
-                "SELECT count(*) FROM (SELECT lag(outcome, 1, 'first') OVER (PARTITION BY"
-                " run_id, step_key ORDER BY id) AS before FROM {}.executions) AS e"
+                "SELECT count(*) FROM (SELECT kind, attempt, lag(outcome, 1, 'first') OVER w"
+                " AS before, lag(attempt) OVER w AS before_attempt FROM {}.executions"
+                " WINDOW w AS (PARTITION BY run_id, step_key ORDER BY id)) AS e"
                 " WHERE before IS DISTINCT FROM 'raised' AND before IS DISTINCT FROM 'first'"
+                " AND NOT (kind = 'poll' AND before = 'returned' AND attempt > before_attempt)"
             ).format(fx)
         ).fetchone()
     repeated = int(repeats[0]) if repeats else 0
     examples = [f"{r[1]!r} attempt {r[2]} of run {r[0]}" for r in committed[:3]]
     examples.insert(0, f"step executions logged: {int(logged[0]) if logged else 0}")
     return len(committed), max(repeated - len(committed), 0), examples
+
+
+def _once_reruns(database_url: str, schema: str) -> tuple[int, list[str]]:
+    """Executions of an ``at_most_once`` attempt after its first, and a few examples."""
+    fx = sql.Identifier(effects_schema(schema))
+    with connect(database_url) as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT run_id::text, step_key, attempt, count(*) FROM {}.executions"
+                " WHERE once GROUP BY run_id, step_key, attempt HAVING count(*) > 1"
+            ).format(fx)
+        ).fetchall()
+        total = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}.executions WHERE once").format(fx)
+        ).fetchone()
+        kinds = dict(
+            conn.execute(
+                sql.SQL(
+                    "SELECT error->>'type', count(*) FROM {}.step_attempts WHERE error->>'type'"
+                    " IN ('StepInterrupted', 'StepTimedOut') GROUP BY 1"
+                ).format(sql.Identifier(schema))
+            ).fetchall()
+        )
+    notes = [
+        f"at-most-once executions logged: {int(total[0]) if total else 0}; attempts recorded"
+        f" StepInterrupted: {kinds.get('StepInterrupted', 0)},"
+        f" StepTimedOut: {kinds.get('StepTimedOut', 0)}"
+    ]
+    notes += [f"{r[1]!r} attempt {r[2]} of run {r[0]} ran {r[3]} times" for r in rows[:3]]
+    return sum(int(r[3]) - 1 for r in rows), notes
+
+
+def _cleanup_wrong(
+    database_url: str, schema: str, runs: Mapping[str, StartedRun], states: Mapping[str, RunState]
+) -> tuple[int, list[str]]:
+    """Runs whose cleanup did not run exactly once as it had to (once per cancelled run)."""
+    fx, engine = sql.Identifier(effects_schema(schema)), sql.Identifier(schema)
+    with connect(database_url) as conn:
+        ran = dict(
+            conn.execute(
+                sql.SQL(
+                    "SELECT run_id::text, count(*) FROM {}.executions"
+                    " WHERE kind = 'cleanup' AND outcome = 'returned' GROUP BY run_id"
+                ).format(fx)
+            ).fetchall()
+        )
+        started = dict(
+            conn.execute(
+                sql.SQL(
+                    "SELECT run_id::text, count(*) FROM {}.executions WHERE kind = 'cleanup'"
+                    " GROUP BY run_id"
+                ).format(fx)
+            ).fetchall()
+        )
+        committed = {
+            r[0]
+            for r in conn.execute(
+                sql.SQL(
+                    "SELECT DISTINCT run_id::text FROM {}.steps"
+                    " WHERE step_key = 'Refund' AND status = 'succeeded'"
+                ).format(engine)
+            ).fetchall()
+        }
+    wrong: list[str] = []
+    cancelled = 0
+    for run_id, run in runs.items():
+        if run.workflow != "webhook":
+            continue
+        must = expected(run.workflow, run.input)[0] == "cancelled"
+        state = states.get(run_id)
+        if must and state is not None and state.status == "cancelled":
+            cancelled += 1
+            if ran.get(run_id, 0) != 1 or run_id not in committed:
+                wrong.append(
+                    f"run {run_id}: cleanup returned {ran.get(run_id, 0)} times"
+                    f" ({started.get(run_id, 0)} started), committed {run_id in committed}"
+                )
+        elif not must and started.get(run_id, 0):
+            wrong.append(f"run {run_id} (not cancelled) ran its cleanup")
+    notes = [
+        f"cancelled runs with cleanup: {cancelled}, cleanup executions:"
+        f" {sum(started.get(r, 0) for r in runs)}"
+    ]
+    return len(wrong), notes + wrong[:3]
 
 
 def audit(figures: Figures, database_url: str, schema: str, runs: Mapping[str, StartedRun]) -> None:
@@ -192,6 +298,11 @@ def audit(figures: Figures, database_url: str, schema: str, runs: Mapping[str, S
     committed, uncommitted, rerun_examples = _reruns(database_url, schema)
     figures.committed_reruns += committed
     figures.uncommitted_reruns += uncommitted
+    once, once_notes = _once_reruns(database_url, schema)
+    figures.once_reruns += once
+    cleanup, cleanup_notes = _cleanup_wrong(database_url, schema, runs, states)
+    figures.cleanup_wrong += cleanup
+    figures.notes += once_notes + cleanup_notes
     for verdict, runs_described in sorted(examples.items()):
         figures.notes.append(
             f"{verdict}: {len(runs_described)} e.g. " + "; ".join(runs_described[:2])
@@ -221,6 +332,9 @@ COLUMNS = (
     ("committed_reruns", "committed re-run", "0"),
     ("uncommitted_reruns", "uncommitted re-runs", "-"),
     ("stuck", "stuck", "0"),
+    ("once_reruns", "at-most-once re-runs", "0"),
+    ("cleanup_wrong", "cleanup not once", "0"),
+    ("callback_wrong", "bad callback answers", "0"),
     ("extra", "extra orch. msgs/run", "<= 0.2"),
     ("server_errors", "5xx", "0"),
     ("seconds", "seconds", ""),

@@ -11,14 +11,40 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.cluster import Cluster, Deployment, Fleet, Timing, deploy, fleet_of, read_stats
-from chaos.figures import Figures, StartedRun, audit, unfinished
+import psycopg
+from psycopg import sql
 
-MIX = ("chain", "chain", "chain", "fanout", "fanout", "race", "approval", "opener", "opener")
+from chaos.app import callback_payload, effects_schema
+from chaos.cluster import (
+    Cluster,
+    Deployment,
+    Fleet,
+    Timing,
+    connect,
+    deploy,
+    fleet_of,
+    read_stats,
+)
+from chaos.figures import Figures, StartedRun, audit, load_runs, unfinished
+
+MIX = (
+    "chain",
+    "chain",
+    "chain",
+    "fanout",
+    "fanout",
+    "race",
+    "approval",
+    "opener",
+    "opener",
+    "webhook",
+    "webhook",
+)
 """Workflows the load draws from (chain most often)."""
 
 
@@ -91,6 +117,132 @@ class ApiClient:
         self.call("POST", f"/runs/{run_id}/resume")
 
 
+def _unavailable(answer: Answer) -> bool:
+    """No answer, or a 503 with ``Retry-After`` (the database is down): ask again later."""
+    return answer.status == 0 or (answer.status == 503 and answer.retry_after)
+
+
+@dataclass(slots=True)
+class HandedCallback:
+    """A callback a run handed to the harness, and what the harness did with it."""
+
+    callback_id: str
+    run_id: str
+    name: str
+    first: Answer | None = None
+    late_checked: bool = False
+
+
+@dataclass(slots=True)
+class Callbacks:
+    """The harness as the provider: completes callbacks over HTTP (some twice, some with
+    another payload, some again after the run ended), cancels the runs that ask for it, then
+    completes their callbacks late; counts answers off the contract."""
+
+    client: ApiClient
+    rng: random.Random
+    handed: dict[str, HandedCallback] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)
+    wrong: int = 0
+    sent: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def _bad(self, what: str, answer: Answer) -> None:
+        self.wrong += 1
+        if len(self.examples) < 4:
+            self.examples.append(f"{what}: {answer.status} {str(answer.body)[:160]}")
+
+    def _succeed(self, handed: HandedCallback, payload: Any) -> Answer:
+        return self.client.call("POST", f"/callbacks/{handed.callback_id}/succeed", payload)
+
+    def _complete(self, handed: HandedCallback, seed: int) -> None:
+        payload = callback_payload(seed, handed.name)
+        answer = self._succeed(handed, payload)
+        if _unavailable(answer):
+            return
+        self.sent["completed"] += 1
+        handed.first = answer
+        if answer.status != 200:
+            self._bad(f"first completion of {handed.callback_id}", answer)
+            return
+        if self.rng.random() < 0.4:
+            self.sent["duplicate"] += 1
+            self._same(handed, self._succeed(handed, payload), "duplicate")
+        if self.rng.random() < 0.25:
+            self.sent["conflicting"] += 1
+            other = self._succeed(handed, {**payload, "amount": -1})
+            if not _unavailable(other) and other.status != 409:
+                self._bad(f"other payload for {handed.callback_id}", other)
+
+    def _same(self, handed: HandedCallback, answer: Answer, what: str) -> None:
+        first = handed.first
+        if _unavailable(answer) or first is None:
+            return
+        if (answer.status, answer.body) != (first.status, first.body):
+            self._bad(f"{what} of {handed.callback_id} (first {first.status})", answer)
+
+    def tick(self, stage: Stage) -> None:
+        """Pick up newly handed callbacks; complete, cancel and re-send as due."""
+        webhooks = {r: run for r, run in stage.runs.items() if run.workflow == "webhook"}
+        if not webhooks:
+            return
+        fx = sql.Identifier(effects_schema(stage.deployment.schema))
+        with connect(stage.deployment.database_url) as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT callback_id, run_id::text, name FROM {}.callbacks").format(fx)
+            ).fetchall()
+        for callback_id, run_id, name in rows:
+            if callback_id not in self.handed and run_id in webhooks:
+                self.handed[callback_id] = HandedCallback(callback_id, run_id, name)
+        open_runs = {h.run_id for h in self.handed.values() if not h.late_checked}
+        states = load_runs(stage.deployment.database_url, stage.deployment.schema, open_runs)
+        for handed in self.handed.values():
+            state = states.get(handed.run_id)
+            if not handed.late_checked and state is not None:
+                self._drive(handed, webhooks[handed.run_id], state.status)
+
+    def _drive(self, handed: HandedCallback, run: StartedRun, status: str) -> None:
+        """One callback's next move: complete it (and repeat it once the run completed), or
+        cancel its run (then complete it once the run is cancelled)."""
+        seed = int(run.input["seed"])
+        if not run.input.get("cancel"):
+            if handed.first is None:
+                self._complete(handed, seed)
+            elif status == "completed":
+                self.sent["late"] += 1
+                answer = self._succeed(handed, callback_payload(seed, handed.name))
+                self._same(handed, answer, "late repeat")
+                handed.late_checked = True
+            elif status not in ("running", "suspended"):
+                handed.late_checked = True
+            return
+        if handed.run_id not in self.cancelled and handed.name == "Payment":
+            answer = self.client.call(
+                "POST", f"/runs/{handed.run_id}/cancel", {"reason": "chaos: cancelled"}
+            )
+            if not _unavailable(answer):
+                self.cancelled.add(handed.run_id)
+                self.sent["cancel"] += 1
+                if answer.status != 200:
+                    self._bad(f"cancel of {handed.run_id}", answer)
+        elif status == "cancelled":
+            answer = self._succeed(handed, callback_payload(seed, handed.name))
+            if not _unavailable(answer):
+                self.sent["after cancel"] += 1
+                handed.late_checked = True
+                if answer.status != 409:
+                    self._bad(f"completion of {handed.callback_id} after cancel", answer)
+
+    def notes(self) -> list[str]:
+        """What was sent, and examples of answers off the contract."""
+        if not self.sent:
+            return []
+        sent = ", ".join(f"{k} {v}" for k, v in sorted(self.sent.items()))
+        return [f"callbacks handed {len(self.handed)}; sent: {sent}"] + [
+            f"bad callback answer: {e}" for e in self.examples
+        ]
+
+
 @dataclass(slots=True)
 class Stage:
     """A deployment with its workers; the runs it started; the scenario's figures."""
@@ -103,6 +255,7 @@ class Stage:
     figures: Figures
     runs: dict[str, StartedRun] = field(default_factory=dict)
     unstarted: int = 0
+    callbacks: Callbacks | None = None
     _resumed: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,6 +269,12 @@ class Stage:
             return {"seed": seed, "width": self.rng.randrange(2, 7), "pause_ms": pause_ms}
         if workflow == "race":
             return {"seed": seed, "nap": "2s"}
+        if workflow == "webhook":
+            return {
+                "seed": seed,
+                "cancel": self.rng.random() < 0.3,
+                "crash": self.rng.random() < 0.3,
+            }
         return {"seed": seed}
 
     def start(self, workflow: str, data: dict[str, Any]) -> str | None:
@@ -141,8 +300,13 @@ class Stage:
 
     # -- time passing ------------------------------------------------------------------------
     def tick(self) -> None:
-        """Restart dead workers; resume approval runs that reached their suspension."""
+        """Restart dead workers; resume approval runs that reached their suspension; complete
+        callbacks handed off, cancel the runs that ask for it."""
         self.fleet.supervise()
+        if self.callbacks is None:
+            self.callbacks = Callbacks(self.client, random.Random(self.rng.random()))
+        with contextlib.suppress(OSError, psycopg.Error):
+            self.callbacks.tick(self)
         approvals = [r for r, run in self.runs.items() if run.workflow == "approval"]
         pending = [r for r in approvals if r not in self._resumed]
         if not pending:
@@ -185,6 +349,11 @@ class Stage:
         """Audit the runs, add the counters and notes; the scenario's figures."""
         figures = self.figures
         figures.trials += trials
+        if self.callbacks is not None:
+            with contextlib.suppress(OSError, psycopg.Error):
+                self.callbacks.tick(self)  # the late repeats of runs that just ended
+            figures.callback_wrong += self.callbacks.wrong
+            figures.notes.extend(self.callbacks.notes())
         audit(figures, self.deployment.database_url, self.deployment.schema, self.runs)
         figures.server_errors += self.client.server_errors
         figures.notes.extend(f"5xx: {e}" for e in self.client.examples)
