@@ -35,17 +35,6 @@ from lambda_flow.worker import Dispatcher
 from tests.functional.worker.test_remote import deliver, drain
 
 
-@pytest.fixture
-def queue(clock: TimeSkippingClock) -> LocalQueue:
-    return LocalQueue(clock)
-
-
-@pytest.fixture
-def remote(flow: Flow, store: PostgresStore, clock: TimeSkippingClock, queue: LocalQueue) -> Any:
-    service = WorkflowService(flow, store=store, queue=queue, clock=clock)
-    return service, Dispatcher(service, step_timeout=timedelta(minutes=5))
-
-
 def attempts(service: WorkflowService, run_id: str) -> list[tuple[str, int, StepStatus, str]]:
     return [
         (a.step_key, a.attempt, a.status, a.error.type if a.error else "")

@@ -54,17 +54,6 @@ def deliver(dispatcher: Dispatcher, message: LocalMessage) -> Any:
 
 
 @pytest.fixture
-def queue(clock: TimeSkippingClock) -> LocalQueue:
-    return LocalQueue(clock)
-
-
-@pytest.fixture
-def remote(flow: Flow, store: PostgresStore, clock: TimeSkippingClock, queue: LocalQueue) -> Any:
-    service = WorkflowService(flow, store=store, queue=queue, clock=clock)
-    return service, Dispatcher(service, step_timeout=timedelta(minutes=5))
-
-
-@pytest.fixture
 def onboarding(flow: Flow) -> Counter[str]:
     calls: Counter[str] = Counter()
 

@@ -13,7 +13,6 @@ import pytest
 from lambda_flow import (
     Completion,
     Flow,
-    PostgresStore,
     RunStatus,
     WorkflowContext,
     WorkflowService,
@@ -22,17 +21,6 @@ from lambda_flow.testing import TimeSkippingClock
 from lambda_flow.transport.local import LocalQueue
 from lambda_flow.worker import Dispatcher
 from tests.functional.worker.test_remote import deliver
-
-
-@pytest.fixture
-def queue(clock: TimeSkippingClock) -> LocalQueue:
-    return LocalQueue(clock)
-
-
-@pytest.fixture
-def remote(flow: Flow, store: PostgresStore, clock: TimeSkippingClock, queue: LocalQueue) -> Any:
-    service = WorkflowService(flow, store=store, queue=queue, clock=clock)
-    return service, Dispatcher(service, step_timeout=timedelta(minutes=5))
 
 
 def shuffled_drain(

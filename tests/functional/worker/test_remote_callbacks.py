@@ -27,19 +27,6 @@ from tests.functional.worker.test_remote import drain
 
 
 @pytest.fixture
-def queue(clock: TimeSkippingClock) -> LocalQueue:
-    return LocalQueue(clock)
-
-
-@pytest.fixture
-def remote(
-    flow: Flow, store: PostgresStore, clock: TimeSkippingClock, queue: LocalQueue
-) -> tuple[WorkflowService, Dispatcher]:
-    service = WorkflowService(flow, store=store, queue=queue, clock=clock)
-    return service, Dispatcher(service, step_timeout=timedelta(minutes=5))
-
-
-@pytest.fixture
 def paying(flow: Flow) -> None:
     @flow.function
     def submit(request: dict[str, Any]) -> str:

@@ -7,9 +7,7 @@ from typing import Any
 
 from lambda_flow import Flow, RunStatus, WorkflowContext
 from lambda_flow.transport.local import LocalQueue
-from tests.functional.worker.test_remote import drain, queue, remote
-
-__all__ = ["queue", "remote"]  # fixtures
+from tests.functional.worker.test_remote import drain
 
 
 def test_patched_in_remote_mode_old_and_new_runs(

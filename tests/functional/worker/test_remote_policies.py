@@ -8,11 +8,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
 from lambda_flow import (
     Flow,
-    PostgresStore,
     RetryPolicy,
     RunStatus,
     StepStatus,
@@ -23,7 +20,7 @@ from lambda_flow import (
 )
 from lambda_flow.testing import TimeSkippingClock
 from lambda_flow.transport.local import LocalQueue
-from lambda_flow.worker import Dispatcher, JobResult
+from lambda_flow.worker import JobResult
 
 from .test_remote import drain
 
@@ -34,19 +31,6 @@ class Flaky(Exception):
 
 class Fatal(Exception):
     """A failure the policy never retries."""
-
-
-@pytest.fixture
-def queue(clock: TimeSkippingClock) -> LocalQueue:
-    return LocalQueue(clock)
-
-
-@pytest.fixture
-def remote(
-    flow: Flow, store: PostgresStore, clock: TimeSkippingClock, queue: LocalQueue
-) -> tuple[WorkflowService, Dispatcher]:
-    service = WorkflowService(flow, store=store, queue=queue, clock=clock)
-    return service, Dispatcher(service, step_timeout=timedelta(minutes=5))
 
 
 def _attempts(service: WorkflowService, run_id: str) -> list[tuple[str, StepStatus, str | None]]:
