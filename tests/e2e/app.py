@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from lambda_flow import (
+    Completion,
     Flow,
     RetryPolicy,
     WorkflowCancelled,
@@ -226,3 +227,82 @@ async def refundable_order(wf: WorkflowContext, data: dict[str, int]) -> str:
     except WorkflowCancelled as cancelled:
         await wf.do("Refund", "refund", {"reason": cancelled.reason})
         raise
+
+
+# -- issue 13: map and parallel with limits and completion policies, scopes, fork -------------
+# ``calls`` counts these per item or stage (``bill:3``, ``stage:Pack``): what ran, and how often.
+DECLINED = 3
+"""The invoice :func:`bill_strictly` fails on."""
+
+
+@flow.function
+def bill(invoice: int) -> int:
+    _called(f"bill:{invoice}")
+    if invoice < 0:
+        raise ValueError(f"card declined for invoice {-invoice}")
+    return invoice * 10
+
+
+@flow.workflow
+async def bill_all(wf: WorkflowContext, count: int) -> list[Any]:
+    """A map over a registered function, at most three invoices in flight."""
+    batch = await wf.map("Bill", list(range(count)), bill, max_concurrency=3)
+    return batch.values()
+
+
+@flow.workflow
+async def bill_strictly(wf: WorkflowContext, count: int) -> dict[str, Any]:
+    """Two at a time; stops starting invoices at the first failure (invoice :data:`DECLINED`
+    is sent negated, so :func:`bill` declines it)."""
+    invoices = [-i if i == DECLINED else i for i in range(count)]
+    batch = await wf.map(
+        "Bill", invoices, bill, max_concurrency=2, completion=Completion(tolerated_failures=0)
+    )
+    return {
+        "reason": batch.completion_reason,
+        "results": batch.results,
+        "failed": [index for index, _ in batch.failed()],
+    }
+
+
+@flow.function
+def reserve(what: str) -> str:
+    _called(f"reserve:{what}")
+    return f"{what} reserved"
+
+
+async def _hold_and_confirm(wf: WorkflowContext, what: str) -> list[str]:
+    """The same helper in both branches of :func:`book_trip`: its keys must not clash."""
+    held = await wf.do("Reserve", reserve, what)
+    await wf.sleep("Hold", "1min")
+    confirmed = await wf.do("Confirm", reserve, f"{what}!")
+    return [held, confirmed]
+
+
+async def _flight(wf: WorkflowContext) -> Any:
+    return await wf.scope("Seat", _hold_and_confirm, "seat")
+
+
+async def _hotel(wf: WorkflowContext) -> Any:
+    return await wf.scope("Room", _hold_and_confirm, "room")
+
+
+@flow.workflow
+async def book_trip(wf: WorkflowContext) -> list[Any]:
+    """A parallel of two branches, each a scope calling the same helper."""
+    batch = await wf.parallel("Book", {"flight": _flight, "hotel": _hotel})
+    return batch.values()
+
+
+@flow.function
+def stage(data: dict[str, Any]) -> int:
+    _called(f"stage:{data['stage']}")
+    return int(data["amount"]) + 1
+
+
+@flow.workflow
+async def fulfil(wf: WorkflowContext, amount: int) -> int:
+    """Three RPC steps in a row, for forking from the second."""
+    charged = await wf.do("Charge", stage, {"stage": "Charge", "amount": amount})
+    packed = await wf.do("Pack", stage, {"stage": "Pack", "amount": charged})
+    return int(await wf.do("Ship", stage, {"stage": "Ship", "amount": packed}))
