@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import uuid
 from typing import TYPE_CHECKING
 
 from ..core import RunStatus
@@ -47,6 +48,13 @@ def _limit(value: str) -> int:
     if not 1 <= number <= 1000:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000, got {value!r}")
     return number
+
+
+def _run_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a run id (a UUID), got {value!r}") from None
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -123,8 +131,9 @@ def _cmd_history(session: Session) -> int:
 def _cmd_runs(session: Session) -> int:
     service = session.service(session.app(required=False))
     runs = service.list_runs(
-        workflow=session.args.workflow, status=session.args.status, limit=session.args.limit
-    )
+        workflow=session.args.workflow, status=session.args.status, limit=session.args.limit,
+        parent_id=session.args.parent,
+    )  # fmt: skip
     if session.args.json:
         print(to_json([r.model_dump(mode="json") for r in runs]))
     elif runs:
@@ -243,9 +252,12 @@ def add_history(command: AddCommand) -> None:
 
 
 def add_runs(command: AddCommand) -> None:
-    """Add ``runs [--workflow NAME] [--status STATUS] [--limit N] [--json]``."""
+    """Add ``runs [--workflow NAME] [--status STATUS] [--parent ID] [--limit N] [--json]``."""
     runs = command("runs", _cmd_runs, "list runs, newest first")
     runs.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
+    runs.add_argument(
+        "--parent", type=_run_id, metavar="ID", help="only the child runs of this run"
+    )
     runs.add_argument(
         "--status",
         type=_run_status,

@@ -288,6 +288,7 @@ class Client:
         status: RunStatus | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_id: str | None = None,
     ) -> RunPage:
         """One page of run summaries (no input or output), newest first.
 
@@ -299,6 +300,7 @@ class Client:
             InvalidInput: an unknown status, a limit outside 1..1000 or a malformed cursor.
         """
         query = {
+            "parent_id": parent_id,
             "workflow": workflow,
             "status": None if status is None else str(status),
             "limit": limit,
@@ -313,11 +315,15 @@ class Client:
         workflow: str | None = None,
         status: RunStatus | str | None = None,
         page_size: int = 100,
+        parent_id: str | None = None,
     ) -> Iterator[RunSummary]:
-        """Every run summary, newest first, page after page."""
+        """Every run summary, newest first, page after page (``parent_id``: its children)."""
         cursor: str | None = None
         while True:
-            page = self.list_runs(workflow=workflow, status=status, limit=page_size, cursor=cursor)
+            page = self.list_runs(
+                workflow=workflow, status=status, limit=page_size, cursor=cursor,
+                parent_id=parent_id,
+            )  # fmt: skip
             yield from page.runs
             if page.next_cursor is None:
                 return

@@ -203,6 +203,25 @@ class StepTimedOut(StepFailed):
     """Every attempt the step's retry policy allowed ran longer than its ``timeout``."""
 
 
+class ChildFailed(StepFailed):
+    """A child workflow (``wf.child``, ``wf.start_child``) failed, was cancelled or timed out.
+
+    ``error_type`` and ``error_message`` are the child run's error (``"Cancelled"`` for a
+    cancelled child, ``"RunDeadlineExceeded"`` when it went past the parent's ``timeout``);
+    ``child_run_id`` names the child run, whose own history says more.
+    """
+
+    def __init__(
+        self, step_key: str, attempts: int, error_type: str, message: str, child_run_id: str = ""
+    ) -> None:
+        super().__init__(step_key, attempts, error_type, message)
+        self.child_run_id = child_run_id
+        if child_run_id:
+            self.args = (
+                f"child run {child_run_id} of step {step_key!r} failed: {error_type}: {message}",
+            )
+
+
 class NonRetryableError(LambdaFlowError):
     """Raise from a step to fail it at once, without using its remaining retries."""
 

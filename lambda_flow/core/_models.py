@@ -60,6 +60,8 @@ class StepKind(StrEnum):
     SCOPE = "scope"
     """``wf.scope``, ``wf.map``, ``wf.parallel``: the result of a finished scope (its steps are
     keyed under ``<key>/``)."""
+    CHILD = "child"
+    """``wf.child``, ``wf.start_child``: waits for a child run; its result is the child's output."""
 
 
 class ErrorInfo(BaseModel):
@@ -131,6 +133,8 @@ class Run(BaseModel):
     """What the run waits on now, oldest first (read by ``get_run``; empty in listings)."""
     forked_from: dict[str, str] | None = None
     """For a run started by ``fork``: ``{"run_id": ..., "step_key": ...}`` it was forked at."""
+    parent_id: str | None = None
+    """For a child run (``wf.child``, ``wf.start_child``): the id of the run that started it."""
 
 
 class StepAttempt(BaseModel):

@@ -32,6 +32,8 @@ class RunSummary(BaseModel):
     updated_at: datetime
     wake_at: datetime | None = None
     """When a timer (sleep or retry delay) next wakes the run, if one is set."""
+    parent_id: str | None = None
+    """For a child run: the run that started it."""
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:
@@ -51,6 +53,7 @@ class RunSummary(BaseModel):
             created_at=run.created_at,
             updated_at=run.updated_at,
             wake_at=run.wake_at,
+            parent_id=run.parent_id,
         )
 
 

@@ -11,6 +11,7 @@ what drives passes and steps lives in :mod:`lambda_flow.worker`.
 from ._app import load_flow
 from ._batch import BatchResult, Completion
 from ._callback import Callback
+from ._child import ChildRun
 from ._context import StepInfo, WorkflowContext, current_step, running_step
 from ._driver import Driver
 from ._engine import Engine
@@ -25,6 +26,7 @@ __all__ = [
     "FORMAT",
     "BatchResult",
     "Callback",
+    "ChildRun",
     "Completion",
     "Driver",
     "Engine",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from ..core import Duration, InvalidOption
 from ._batch import BatchResult, Completion, map_calls, parallel_calls, run_batch
 from ._callback import Callback, ConditionPoll
+from ._child import ChildRun
 
 if TYPE_CHECKING:
     from ._replay import OrchestrationPass
@@ -55,6 +56,12 @@ _current_step: ContextVar[StepInfo | None] = ContextVar("lambda_flow_current_ste
 def current_step() -> StepInfo | None:
     """The step the calling code runs as, or None outside any step."""
     return _current_step.get()
+
+
+def outside_any_step() -> None:
+    """Leave every scope and step in the calling task (a workflow body's start)."""
+    scope_prefix.set("")
+    _current_step.set(None)
 
 
 @contextmanager
@@ -347,6 +354,101 @@ class WorkflowContext:
             self._pass, name, calls, names, kind="parallel",
             max_concurrency=max_concurrency, completion=completion,
         )  # fmt: skip
+
+    # Typed for callers: a workflow reference gives the child's output type; a name gives Any.
+    @overload
+    async def child(
+        self,
+        name: str,
+        workflow: Callable[..., Awaitable[T]],
+        input: Any = None,
+        *,
+        timeout: Duration | None = None,  # noqa: ASYNC109 - how long the parent waits
+    ) -> T: ...
+    @overload
+    async def child(
+        self,
+        name: str,
+        workflow: str,
+        input: Any = None,
+        *,
+        timeout: Duration | None = None,  # noqa: ASYNC109 - how long the parent waits
+    ) -> Any: ...
+    async def child(
+        self,
+        name: str,
+        workflow: str | Callable[..., Awaitable[Any]],
+        input: Any = None,
+        *,
+        timeout: Duration | None = None,  # noqa: ASYNC109 - how long the parent waits
+    ) -> Any:
+        """Run another registered workflow as a child of this run and return its output.
+
+        ``await wf.child(...)`` is ``await (await wf.start_child(...)).result()``.
+
+        Args:
+            name: the step's name; repeats get ``#1``, ``#2``... appended.
+            workflow: the child's workflow, by name or by reference.
+            input: the child's input, validated by its annotation (nothing is recorded when it
+                fails).
+            timeout: how long this run waits for the child; past it the child is cancelled and
+                :class:`ChildFailed` is raised with ``error_type`` ``"RunDeadlineExceeded"``.
+
+        Raises:
+            ChildFailed: the child failed, was cancelled or timed out.
+            InvalidInput: ``input`` fails the child workflow's annotation.
+            WorkflowNotFound: no workflow has that name.
+        """
+        handle = await self.start_child(name, workflow, input, timeout=timeout)
+        return await handle.result()
+
+    @overload
+    async def start_child(
+        self,
+        name: str,
+        workflow: Callable[..., Awaitable[T]],
+        input: Any = None,
+        *,
+        timeout: Duration | None = None,  # noqa: ASYNC109 - how long the parent waits
+    ) -> ChildRun[T]: ...
+    @overload
+    async def start_child(
+        self,
+        name: str,
+        workflow: str,
+        input: Any = None,
+        *,
+        timeout: Duration | None = None,  # noqa: ASYNC109 - how long the parent waits
+    ) -> ChildRun[Any]: ...
+    async def start_child(
+        self,
+        name: str,
+        workflow: str | Callable[..., Awaitable[Any]],
+        input: Any = None,
+        *,
+        timeout: Duration | None = None,  # noqa: ASYNC109 - how long the parent waits
+    ) -> ChildRun[Any]:
+        """Start another registered workflow as a child of this run; return its handle.
+
+        The child is a run of its own (its own history, in ``list_runs``, ``GET /runs/{id}``)
+        whose ``parent_id`` is this run; its id is the same on every replay, and starting it
+        again is a no-op. Inline mode runs the child here until it ends or waits on something
+        from outside; remote mode queues it. ``await handle.result()`` waits for its output:
+        the child's end wakes this run (one message in remote mode). Cancelling this run
+        cancels its unfinished children; so does this run ending first.
+
+        Args:
+            name: as :meth:`child`.
+            workflow: as :meth:`child`.
+            input: as :meth:`child`.
+            timeout: as :meth:`child` (counted from the start).
+
+        Raises:
+            InvalidInput: ``input`` fails the child workflow's annotation.
+            WorkflowNotFound: no workflow has that name.
+            InvalidOption: ``timeout`` is not a positive duration.
+        """
+        return await self._pass.start_child(name, workflow, input, timeout=timeout)
 
     # Typed for callers: ``type=`` gives the payload its type (tests/typing pins it).
     @overload

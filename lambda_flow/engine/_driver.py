@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..core import Run
     from ..store.base import RunOutcome, StepRecord
     from ..transport.base import JobQueue, StepJob
     from ._engine import Engine
@@ -50,6 +51,29 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def hand_on(self, run_id: str) -> None:
         """A pass of ``run_id`` must follow, and this process could not take the run's lease."""
+
+    @abc.abstractmethod
+    async def start_child(
+        self,
+        orchestration: OrchestrationPass,
+        child_id: str,
+        until: datetime | None,
+        *,
+        new: bool,
+    ) -> Run | None:
+        """A pass has committed a child run (``new``), or found one still running on replay.
+
+        Inline mode drives the child here until it rests (stopping at a timer past ``until``,
+        the parent's timeout) and returns it as it then is; remote mode queues the new child's
+        first pass and returns None.
+        """
+
+    @abc.abstractmethod
+    async def wake(self, engine: Engine, run_ids: Sequence[str]) -> None:
+        """Runs that another run's end gave work to (its parent, its cancelled children).
+
+        Inline mode drives each here until it rests; remote mode queues one pass each.
+        """
 
     @abc.abstractmethod
     def dispatch(self, engine: Engine, run_id: str) -> None:

@@ -54,10 +54,13 @@ class Engine:
             try:
                 definition = self.flow.get_workflow(leased.workflow)
             except WorkflowNotFound as exc:
-                outcome = RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(exc))
-                self.store.finish_pass(leased.lease, outcome, (), self.clock.now())
-                return outcome
-            return await OrchestrationPass(self, definition, leased).run()
+                failed = RunOutcome(RunStatus.FAILED, error=ErrorInfo.from_exception(exc))
+                self.store.finish_pass(leased.lease, failed, (), self.clock.now())
+                return failed
+            outcome = await OrchestrationPass(self, definition, leased).run()
+        if outcome is not None and outcome.wake_runs:
+            await self.driver.wake(self, outcome.wake_runs)  # its parent, its children
+        return outcome
 
     async def continue_run(self, run_id: str) -> RunOutcome | None:
         """Run passes of ``run_id`` here until it finishes or waits; arrange its next wake-up.

@@ -70,6 +70,7 @@ class _ReplayDriver(Driver):
         raise RuntimeError("a replay runs nothing")
 
     rpc_step = send_steps = after_pass = hand_on = dispatch = start_and_wait = _refuse
+    start_child = wake = _refuse
 
 
 def _steps(history: Mapping[str, Any]) -> dict[str, StepRecord]:

@@ -51,14 +51,17 @@ from ..core import (
     StepStatus,
     StepTimedOut,
     WorkflowCancelled,
+    check_input,
+    check_storable,
     codec_for,
     parse_duration,
     resolve_hints,
 )
-from ..store.base import LeasedRun, RunOutcome, StepRecord, StepWrite
+from ..store.base import ChildStart, LeasedRun, RunOutcome, StepRecord, StepWrite
 from ..transport.base import StepJob
 from ._callback import Callback, ConditionPoll, callback_codec, option_duration
-from ._context import StepInfo, WorkflowContext, running_step, scope_prefix
+from ._child import ChildRun, child_failed, child_run_id, child_workflow
+from ._context import StepInfo, WorkflowContext, outside_any_step, running_step, scope_prefix
 from ._flow import call_sync
 from ._retry import RetryPolicy, step_policy
 from ._timeout import parse_timeout, within
@@ -211,6 +214,15 @@ class OrchestrationPass:
         """Replay-only: the first step the code asked for past the end of the history."""
         self._patches: dict[str, bool] = {}
         """What ``wf.patched`` answered for each patch (its scoped marker name) in this pass."""
+        self._parent_id = leased.parent_id
+        self._children: dict[str, str] = {
+            key: child_run_id(self.run_id, key)
+            for key, step in leased.steps.items()
+            if step.kind is StepKind.CHILD and step.status is StepStatus.SCHEDULED
+        }
+        """The child runs this run waits for, by step key: asked to cancel if it ends first."""
+        self._child_timers: set[str] = set()
+        """Children driven here (inline mode) that rest on a timer past the parent's timeout."""
 
     # -- the driver ------------------------------------------------------------------------
     async def run(self) -> RunOutcome | None:
@@ -256,6 +268,11 @@ class OrchestrationPass:
         except LeaseLost:
             return None
         outcome = self._unseen_cancel(outcome, version)
+        if outcome.status.is_terminal:
+            woken = [*self._children.values()]
+            if self._parent_id is not None:
+                woken.append(self._parent_id)
+            outcome = replace(outcome, wake_runs=tuple(woken))
         if outbox:
             self.engine.driver.send_steps([job for _, job in outbox])
         if outcome.status is not RunStatus.RUNNING:
@@ -314,6 +331,9 @@ class OrchestrationPass:
         return WorkflowCancelled(self._cancel_reason)
 
     async def _body(self) -> Any:
+        # A body starts outside any scope and step, even when this pass runs inside another
+        # run's (inline mode drives a child from its parent's pass).
+        outside_any_step()
         return await self.engine.flow.run_body(self.definition, WorkflowContext(self), self._input)
 
     async def _drive(self, body: asyncio.Task[Any]) -> None:
@@ -556,7 +576,7 @@ class OrchestrationPass:
         timed_out = replace(record, status=StepStatus.FAILED, error=error, wake_at=None)
         write = _step_write(timed_out, StepStatus.FAILED, finished_at=now)
         try:
-            version = self.engine.store.time_out_callback(
+            version = self.engine.store.time_out_step(
                 self.lease, write, now, now + self.engine.lease_ttl
             )
         except LeaseLost:
@@ -981,6 +1001,134 @@ class OrchestrationPass:
                 found.update(rest[:i] for i, ch in enumerate(rest) if ch == "/")
         return found
 
+    # -- wf.child / wf.start_child -------------------------------------------------------
+    async def start_child(
+        self,
+        name: str,
+        workflow: str | Callable[..., Any],
+        input: Any,
+        *,
+        timeout: Duration | None,  # noqa: ASYNC109 - how long the parent waits, not this call
+    ) -> ChildRun[Any]:
+        """Start (once) a child run of ``workflow`` and return its handle.
+
+        New: the child step and the child run are written in one statement, then the driver
+        starts the child (inline mode runs it here until it rests). Recorded: the handle of the
+        child started then; a child still running is driven again in inline mode.
+        """
+        self._check_open()
+        definition = child_workflow(self.engine.flow, workflow)
+        limit = option_duration("timeout", timeout)
+        stored = definition.validate_input(input)
+        target = f"input of child workflow {definition.name!r}"
+        check_storable(input, target)
+        check_input(stored, target)
+        key = self._key(name)
+        child_id = child_run_id(self.run_id, key)
+        record = self._claim(key, StepKind.CHILD, definition.name)
+        if record is None:
+            await self._caught_up(key)
+            self._deliver_cancel()
+            await self._history_ends(key)
+            record = self._start_child(
+                key, name, definition, stored=stored, child_id=child_id, limit=limit
+            )
+            record = await self._drive_child(record, child_id, new=True)
+        elif record.status is StepStatus.SCHEDULED and not self.engine.replay_only:
+            record = await self._drive_child(record, child_id, new=False)
+        return ChildRun(self, record, child_id, definition.output)
+
+    def _start_child(
+        self,
+        key: str,
+        name: str,
+        definition: WorkflowDef,
+        *,
+        stored: Any,
+        child_id: str,
+        limit: timedelta | None,
+    ) -> StepRecord:
+        now = self.engine.clock.now()
+        timeout_at = None if limit is None else now + limit
+        record = replace(
+            self._new_record(key, name, StepKind.CHILD, definition.name),
+            status=StepStatus.SCHEDULED, attempt=1, wake_at=timeout_at,
+        )  # fmt: skip
+        write = _step_write(
+            record, StepStatus.SCHEDULED, started_at=now,
+            input={"run_id": child_id, "timeout_at": None if timeout_at is None else
+                   timeout_at.isoformat()},
+        )  # fmt: skip
+        own_limit = definition.timeout
+        child = ChildStart(
+            run_id=child_id, workflow=definition.name, input=stored, parent_step=key,
+            deadline=None if own_limit is None else now + own_limit,
+        )  # fmt: skip
+        try:
+            version = self.engine.store.start_child(
+                self.lease, write, child, now, now + self.engine.lease_ttl
+            )
+        except LeaseLost:
+            raise self._lose() from None
+        self._saw_version(version)
+        self._children[key] = child_id
+        return record
+
+    async def _drive_child(self, record: StepRecord, child_id: str, *, new: bool) -> StepRecord:
+        """Have the driver start the child; the step as it is after (inline: maybe ended)."""
+        self._executing += 1  # the lease is renewed while a child runs here
+        self._epoch += 1
+        try:
+            run = await self.engine.driver.start_child(self, child_id, record.wake_at, new=new)
+        finally:
+            self._finished_executing()
+        if run is None or not run.status.is_terminal:
+            if run is not None and run.status is RunStatus.RUNNING and run.wake_at is not None:
+                # Driven here up to a timer past the parent's timeout: the parent waits on the
+                # clock for that timeout (not for a call from outside), to cancel the child.
+                self._child_timers.add(child_id)
+            return record
+        # The child's end was handed to the step by the statement that ended it (and bumped
+        # this run's version: a pass follows this one, which reads it as stored).
+        self._children.pop(record.key, None)
+        if run.status is RunStatus.COMPLETED:
+            return replace(record, status=StepStatus.SUCCEEDED, result=run.output, wake_at=None)
+        error = run.error or ErrorInfo(type="Cancelled", message="cancelled")
+        error = error.model_copy(update={"step_key": record.key})
+        return replace(record, status=StepStatus.FAILED, error=error, wake_at=None)
+
+    async def child_result(self, handle: ChildRun[Any]) -> Any:
+        """The child's output as stored; parks the run until the child ends or times out."""
+        self._check_open()
+        record = handle._record
+        if record.status is StepStatus.CANCELLED:
+            raise self._cancelled_at()
+        if record.status is StepStatus.SCHEDULED:
+            self._deliver_cancel()
+            await self._history_ends(record.key)
+            now = self.engine.clock.now()
+            deadline = record.wake_at
+            if deadline is None or deadline > now:
+                outside = handle.run_id not in self._child_timers
+                await self._wait_outside(record, outside=outside)
+                raise AssertionError("unreachable")  # pragma: no cover - parks for good
+            error = ErrorInfo(
+                type=RunDeadlineExceeded.__name__,
+                message=f"child run {handle.run_id} did not end before its timeout "
+                f"({deadline.isoformat()})",
+                step_key=record.key,
+            )
+            timed_out = self._time_out(record, error, now)
+            if timed_out is None:  # the child ended (or was handed on) since the pass loaded it
+                await self._wait_outside(replace(record, wake_at=None))
+                raise AssertionError("unreachable")  # pragma: no cover - parks for good
+            record = handle._record = timed_out
+            self._children.pop(record.key, None)
+            await self.engine.driver.wake(self.engine, (handle.run_id,))  # its cleanup
+        if record.status is StepStatus.FAILED:
+            raise child_failed(record, handle.run_id)
+        return record.result
+
     # -- wf.callback / wf.wait_for_condition -----------------------------------------------
     async def callback(
         self,
@@ -1054,7 +1202,7 @@ class OrchestrationPass:
         except InvalidInput as invalid:
             raise CallbackFailed(record.key, record.attempt, "InvalidInput", str(invalid)) from None
 
-    async def _wait_outside(self, record: StepRecord) -> None:
+    async def _wait_outside(self, record: StepRecord, *, outside: bool = True) -> None:
         """Park until a later pass: the callback's completion comes from outside.
 
         Its deadline is a timer of the run (the run's ``wake_at``), so a pass follows when it
@@ -1065,7 +1213,7 @@ class OrchestrationPass:
         if record.wake_at is not None:
             self._timers[record.key] = (record.wake_at, loop.create_future())
         self._external.add(record.key)
-        self._waits_outside = True
+        self._waits_outside = self._waits_outside or outside
         self._touch()
         await loop.create_future()
 

@@ -333,10 +333,12 @@ class WorkflowService:
         limit: int = 50,
         cursor: str | None = None,
         summary: bool = False,
+        parent_id: str | None = None,
     ) -> list[Run]:
         """Runs newest first. Pass ``cursor=service.cursor_after(runs[-1])`` for the next page.
 
         With ``summary`` the store does not read inputs and outputs: they come back as None.
+        ``parent_id`` lists the child runs that run started (``wf.child``, ``wf.start_child``).
 
         Raises:
             InvalidInput: an unknown status, a limit outside 1..1000 or a malformed cursor.
@@ -349,12 +351,20 @@ class WorkflowService:
             )  # fmt: skip
         if not 1 <= limit <= 1000:
             raise InvalidInput("runs filter", [{"loc": ["limit"], "msg": "must be 1..1000"}])
+        if parent_id is not None:
+            try:
+                parent_id = str(uuid.UUID(str(parent_id)))
+            except ValueError:
+                raise InvalidInput(
+                    "runs filter", [{"loc": ["parent_id"], "msg": "must be a run id (a UUID)"}]
+                ) from None
         return self.store.list_runs(
             workflow=workflow,
             status=None if status is None else RunStatus(status),
             limit=limit,
             before=None if cursor is None else _decode_cursor(cursor),
             summary=summary,
+            parent_id=parent_id,
         )
 
     @staticmethod
@@ -474,10 +484,11 @@ class WorkflowService:
         ends, or when ``cleanup_timeout`` has passed. A pass still going finishes first; the
         cancellation reaches the body in the pass after it.
 
-        Inline mode drives the cleanup here, like :meth:`start`, and returns the run as it then
-        is (``cancelled`` unless the cleanup waits on something). Remote mode queues one
-        orchestration message and returns the run with the cancellation requested (still
-        ``running``).
+        The run's unfinished child runs (and theirs) are cancelled the same way, in the same
+        statement. Inline mode drives the cleanups here (the children's first), like
+        :meth:`start`, and returns the run as it then is (``cancelled`` unless the cleanup
+        waits on something). Remote mode queues one orchestration message per run and returns
+        the run with the cancellation requested (still ``running``).
 
         Raises:
             RunNotFound: unknown run.
@@ -492,6 +503,8 @@ class WorkflowService:
         self.store.cancel(
             run_id, reason, now, cleanup_deadline=None if cleanup is None else now + cleanup
         )
+        for child_id in self.store.cancelling_children(run_id):
+            self.driver.dispatch(self.engine, child_id)
         self.driver.dispatch(self.engine, run_id)
         return self._require(run_id)
 

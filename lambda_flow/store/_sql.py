@@ -14,7 +14,7 @@ from psycopg import sql
 
 RUN_COLUMNS = (
     "id, workflow, status, input, output, error, created_at, updated_at, wake_at, idempotency_key,"
-    " forked_from"
+    " forked_from, parent_id"
 )
 # The step half of every pass write; {run_cte} decides which run row (if any) it applies to.
 # The writes arrive as json, not jsonb, and input and result are taken out as json: their text
@@ -146,7 +146,7 @@ def statements(schema: str) -> dict[str, str]:
             f"SELECT {RUN_COLUMNS}, (SELECT json_agg(json_build_array(s.kind, s.step_key,"
             " s.name, s.callback_id, s.wake_at) ORDER BY s.position) FROM {schema}.steps s"
             " WHERE s.run_id = runs.id AND s.status IN ('pending', 'scheduled')"
-            " AND s.kind IN ('callback', 'sleep', 'suspend', 'condition'))"
+            " AND s.kind IN ('callback', 'sleep', 'suspend', 'condition', 'child'))"
             " FROM {schema}.runs WHERE id = %s"
         ),
         "history": q(
@@ -164,7 +164,7 @@ def statements(schema: str) -> dict[str, str]:
             " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)"
             " RETURNING r.lease_token, r.workflow, r.input, r.created_at, r.version,"
             " old.lease_expires_at IS NOT NULL, r.deadline, r.cancel_requested_at IS NOT NULL,"
-            " r.cancel_reason, r.cleanup_deadline"
+            " r.cancel_reason, r.cleanup_deadline, r.parent_id"
         ),
         "steps": q(
             # result and error as text: decoded together below, in one json.loads.
@@ -193,17 +193,41 @@ def statements(schema: str) -> dict[str, str]:
             " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
             " RETURNING id, version)" + _CANCEL_STEPS_OF_ENDED_RUN + _STEP_WRITES
         ),
-        "time_out_callback": q(
-            # Fenced on the callback still waiting past its deadline (a heartbeat may have
-            # moved it, a completion may have come): FOR UPDATE re-reads a row changed
-            # meanwhile, so a completion committed first is never overwritten.
+        "start_child": q(
+            # The parent's child step and the child run in one statement, fenced on the
+            # parent's lease. The child's id is derived from the parent's and the step's key:
+            # a replay after a crash finds it and leaves it be.
+            "WITH r AS (UPDATE {schema}.runs SET version = version + 1,"
+            " updated_at = %(now)s, lease_expires_at = %(until)s"
+            " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
+            " RETURNING id, version),"
+            " ch AS (INSERT INTO {schema}.runs (id, workflow, status, input, created_at,"
+            " updated_at, deadline, parent_id, parent_step) SELECT %(child_id)s,"
+            " %(child_workflow)s, 'running', %(child_input)s, %(now)s, %(now)s,"
+            " %(child_deadline)s, r.id, %(step_key)s FROM r ON CONFLICT (id) DO NOTHING)"
+            + _STEP_WRITES
+        ),
+        "time_out_step": q(
+            # Fenced on the callback (or child) still waiting past its deadline (a heartbeat
+            # may have moved it, a completion may have come): FOR UPDATE re-reads a row
+            # changed meanwhile, so a completion committed first is never overwritten. A
+            # child that timed out is asked to cancel (and its waiting steps cancelled) here.
             "WITH due AS (SELECT 1 FROM {schema}.steps WHERE run_id = %(run_id)s"
-            " AND step_key = %(step_key)s AND kind = 'callback' AND status = 'scheduled'"
-            " AND wake_at <= %(now)s FOR UPDATE),"
+            " AND step_key = %(step_key)s AND kind IN ('callback', 'child')"
+            " AND status = 'scheduled' AND wake_at <= %(now)s FOR UPDATE),"
             " r AS (UPDATE {schema}.runs SET version = version + 1,"
             " updated_at = %(now)s, lease_expires_at = %(until)s"
             " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
-            " AND EXISTS (SELECT 1 FROM due) RETURNING id, version)"
+            " AND EXISTS (SELECT 1 FROM due) RETURNING id, version),"
+            " ch AS (UPDATE {schema}.runs c SET status = 'running',"
+            " cancel_requested_at = coalesce(c.cancel_requested_at, %(now)s),"
+            " cancel_reason = CASE WHEN c.cancel_requested_at IS NULL THEN %(reason)s"
+            " ELSE c.cancel_reason END, version = c.version + 1, updated_at = %(now)s"
+            " FROM r WHERE c.parent_id = r.id AND c.parent_step = %(step_key)s"
+            " AND c.status IN ('running', 'suspended') RETURNING c.id)"
+            + _CANCEL_WAITING_STEPS.replace(
+                "FROM r WHERE st.run_id = r.id", "FROM ch WHERE st.run_id = ch.id"
+            )
             + _STEP_WRITES.replace(
                 "SELECT version FROM r",
                 "SELECT (SELECT version FROM r), EXISTS (SELECT 1 FROM {schema}.runs"
@@ -311,8 +335,9 @@ def statements(schema: str) -> dict[str, str]:
             " OR (r.wake_at IS NULL AND r.updated_at <= %(unsent_after)s"  # nothing queued
             " AND NOT EXISTS (SELECT 1 FROM {schema}.steps s WHERE s.run_id = r.id"
             " AND ((s.kind = 'rpc' AND s.status IN ('scheduled', 'running'))"
-            # a callback without a timeout waits for its completion, which bumps the version
-            " OR (s.kind = 'callback' AND s.status = 'scheduled')))))"
+            # a callback without a timeout waits for its completion, which bumps the version;
+            # a child's end bumps it too (migration 0010's trigger)
+            " OR (s.kind IN ('callback', 'child') AND s.status = 'scheduled')))))"
             " ORDER BY r.updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
             " UPDATE {schema}.runs SET driven_at = %(now)s, redrives = redrives + 1"
             " FROM c WHERE {schema}.runs.id = c.id RETURNING c.id"
@@ -361,6 +386,12 @@ def statements(schema: str) -> dict[str, str]:
             "SELECT st.run_id, st.step_key, st.status, r.status, st.result::text, st.error,"
             " st.wake_at FROM {schema}.steps st JOIN {schema}.runs r ON r.id = st.run_id"
             " WHERE st.callback_id = %s"
+        ),
+        "cancelling_children": q(
+            "WITH RECURSIVE tree AS (SELECT id FROM {schema}.runs WHERE parent_id = %(run_id)s"
+            " UNION ALL SELECT c.id FROM {schema}.runs c JOIN tree ON c.parent_id = tree.id)"
+            " SELECT r.id FROM tree JOIN {schema}.runs r ON r.id = tree.id"
+            " WHERE r.status = 'running' AND r.cancel_requested_at IS NOT NULL"
         ),
         "cancel_request": q(
             "SELECT cancel_reason, cleanup_deadline FROM {schema}.runs"

@@ -106,6 +106,8 @@ class LeasedRun:
     cancel_reason: str | None = None
     cleanup_deadline: datetime | None = None
     """When a cancelled run's cleanup is cut short (None: it runs until the body ends)."""
+    parent_id: str | None = None
+    """The run that started this one as a child (None: a top-level run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,22 @@ class RunOutcome:
     waits_outside: bool = False
     """The run waits for a completion from outside (a callback): inline mode stops driving it
     there, as it does at a suspension, instead of waiting on the clock for the deadline."""
+    wake_runs: tuple[str, ...] = ()
+    """Other runs this run's end gives work to: its parent (which waits for it) and its
+    unfinished children (asked to cancel). The engine hands each one on."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildStart:
+    """A child run to create with the parent's step that waits for it (``wf.start_child``)."""
+
+    run_id: str
+    """Derived from the parent's id and the step's key: the same on every replay."""
+    workflow: str
+    input: Any
+    parent_step: str
+    deadline: datetime | None = None
+    """The child workflow's own deadline (its ``timeout``), if it has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,8 +318,11 @@ class Store(abc.ABC):
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
         summary: bool = False,
+        parent_id: str | None = None,
     ) -> list[Run]:
         """Runs newest first, optionally filtered; ``before`` continues after a previous page.
+
+        ``parent_id`` lists the children of that run.
 
         With ``summary`` the input and output are not read (they come back as None), so a page
         of listings costs little whatever the runs hold.
@@ -362,13 +383,35 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def time_out_callback(
+    def start_child(
+        self,
+        lease: RunLease,
+        write: StepWrite,
+        child: ChildStart,
+        now: datetime,
+        lease_until: datetime,
+    ) -> int:
+        """Record the parent's child step (``write``) and create the child run, together.
+
+        One statement, fenced like :meth:`write_steps`; a child run that already exists (a
+        replay after a crash) is left as it is.
+
+        Returns:
+            The parent run's new version.
+
+        Raises:
+            LeaseLost: as for :meth:`write_steps`.
+        """
+
+    @abc.abstractmethod
+    def time_out_step(
         self, lease: RunLease, write: StepWrite, now: datetime, lease_until: datetime
     ) -> int | None:
-        """Record a callback's timeout (``write``), only if it still waits past its deadline.
+        """Record a callback's or a child's timeout (``write``), if it still waits past it.
 
         Fenced on the lease, the step still ``scheduled`` and its deadline (which a heartbeat
         may have moved) not after ``now``: a completion committed first is never overwritten.
+        A child that timed out is asked to cancel in the same statement.
 
         Returns the run's new version, or None when the callback no longer waits past its
         deadline (nothing written: the pass must let another pass read the step again).
@@ -430,6 +473,10 @@ class Store(abc.ABC):
             RunNotFound: unknown run.
             InvalidRunState: the run has finished.
         """
+
+    @abc.abstractmethod
+    def cancelling_children(self, run_id: str) -> list[str]:
+        """The unfinished runs below ``run_id`` (children, their children...) asked to cancel."""
 
     @abc.abstractmethod
     def cancel_request(self, run_id: str) -> tuple[str | None, datetime | None] | None:

@@ -43,6 +43,7 @@ from ._sql import RUN_COLUMNS, quoter, statements
 from .base import (
     CallbackOutcome,
     CallbackState,
+    ChildStart,
     LeasedRun,
     RunLease,
     RunOutcome,
@@ -371,6 +372,7 @@ class PostgresStore(Store):
             wake_at=row[8],
             idempotency_key=row[9],
             forked_from=row[10],
+            parent_id=None if row[11] is None else str(row[11]),
         )
 
     @staticmethod
@@ -388,7 +390,7 @@ class PostgresStore(Store):
         if not rows:
             return None
         run = self._run(rows[0])
-        pending = rows[0][11]
+        pending = rows[0][12]
         if not pending:
             return run
         items = [
@@ -405,11 +407,12 @@ class PostgresStore(Store):
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
         summary: bool = False,
+        parent_id: str | None = None,
     ) -> list[Run]:
         # A summary leaves the JSON columns unread; the NULLs keep the row shape ``_run`` reads.
         columns = (
             "id, workflow, status, NULL, NULL, error, created_at, updated_at, wake_at,"
-            " idempotency_key, forked_from"
+            " idempotency_key, forked_from, parent_id"
             if summary
             else RUN_COLUMNS
         )
@@ -421,6 +424,12 @@ class PostgresStore(Store):
         if status is not None:
             where.append(sql.SQL("status = %s"))
             params.append(RunStatus(status).value)
+        if parent_id is not None:
+            parent = self._uuid(parent_id)
+            if parent is None:
+                return []
+            where.append(sql.SQL("parent_id = %s"))
+            params.append(parent)
         if before is not None:
             where.append(sql.SQL("(created_at, id) < (%s, %s)"))
             params.extend([before[0], uuid.UUID(before[1])])
@@ -477,6 +486,7 @@ class PostgresStore(Store):
             cancel_requested=row[7],
             cancel_reason=row[8],
             cleanup_deadline=row[9],
+            parent_id=None if row[10] is None else str(row[10]),
         )
         leased.steps = {step.key: step for step in self._load_steps(key)}
         return leased
@@ -558,11 +568,31 @@ class PostgresStore(Store):
             lease,
         )
 
-    def time_out_callback(
+    def start_child(
+        self,
+        lease: RunLease,
+        write: StepWrite,
+        child: ChildStart,
+        now: datetime,
+        lease_until: datetime,
+    ) -> int:
+        return self._fenced(
+            self._sql["start_child"],
+            {
+                "run_id": lease.run_id, "token": lease.token, "now": now, "until": lease_until,
+                "writes": _write_rows([write]), "step_key": child.parent_step,
+                "child_id": uuid.UUID(child.run_id), "child_workflow": child.workflow,
+                "child_input": _json(child.input), "child_deadline": child.deadline,
+            },
+            lease,
+        )  # fmt: skip
+
+    def time_out_step(
         self, lease: RunLease, write: StepWrite, now: datetime, lease_until: datetime
     ) -> int | None:
+        error = write.error
         row = self._fetchone(
-            self._sql["time_out_callback"],
+            self._sql["time_out_step"],
             {
                 "run_id": lease.run_id,
                 "token": lease.token,
@@ -570,6 +600,7 @@ class PostgresStore(Store):
                 "now": now,
                 "until": lease_until,
                 "writes": _write_rows([write]),
+                "reason": None if error is None else error.message,
             },
         )
         if row is None or not row[1]:
@@ -759,6 +790,12 @@ class PostgresStore(Store):
             result=None if row[4] is None else json.loads(row[4]), error=_error(row[5]),
             deadline=row[6],
         )  # fmt: skip
+
+    def cancelling_children(self, run_id: str) -> list[str]:
+        key = self._uuid(run_id)
+        if key is None:
+            return []
+        return [str(r[0]) for r in self._read(self._sql["cancelling_children"], {"run_id": key})]
 
     def cancel_request(self, run_id: str) -> tuple[str | None, datetime | None] | None:
         key = self._uuid(run_id)

@@ -14,6 +14,7 @@ from ..core import RunStatus, run_sync
 from ..engine import Driver
 
 if TYPE_CHECKING:
+    from ..core import Run
     from ..engine import Engine, OrchestrationPass, StepSpec
     from ..store.base import RunOutcome, StepRecord
     from ..transport.base import JobQueue, StepJob
@@ -42,6 +43,24 @@ class InlineDriver(Driver):
 
     def dispatch(self, engine: Engine, run_id: str) -> None:
         run_sync(self.drive(engine, run_id, None, stop_outside=True))
+
+    async def start_child(
+        self,
+        orchestration: OrchestrationPass,
+        child_id: str,
+        until: datetime | None,
+        *,
+        new: bool,
+    ) -> Run | None:
+        engine = orchestration.engine
+        await self.drive(engine, child_id, until, stop_outside=True)
+        return engine.store.get_run(child_id)
+
+    async def wake(self, engine: Engine, run_ids: Sequence[str]) -> None:
+        # A parent whose pass is under way (it drove this child) is not taken again here:
+        # its lease is held, and that pass reads the child's end itself.
+        for run_id in run_ids:
+            await self.drive(engine, run_id, None, stop_outside=True)
 
     def start_and_wait(
         self,
@@ -106,6 +125,22 @@ class RemoteDriver(Driver):
 
     def hand_on(self, run_id: str) -> None:
         self.queue.enqueue_run(run_id)
+
+    async def start_child(
+        self,
+        orchestration: OrchestrationPass,
+        child_id: str,
+        until: datetime | None,
+        *,
+        new: bool,
+    ) -> Run | None:
+        if new:  # a child lost before its message went out is re-driven by the sweeper
+            self.queue.enqueue_run(child_id)
+        return None
+
+    async def wake(self, engine: Engine, run_ids: Sequence[str]) -> None:
+        for run_id in run_ids:
+            self.queue.enqueue_run(run_id)
 
     def dispatch(self, engine: Engine, run_id: str) -> None:
         self.queue.enqueue_run(run_id)

@@ -61,6 +61,8 @@ class RunView(BaseModel):
     """What the run waits on: callbacks (with their ids), sleeps, suspensions, conditions."""
     forked_from: dict[str, str] | None = None
     """For a forked run: ``{"run_id": ..., "step_key": ...}`` it was forked at."""
+    parent_id: str | None = None
+    """For a child run: the run that started it (``wf.child``, ``wf.start_child``)."""
 
     @classmethod
     def of(cls, run: Run) -> RunView:

@@ -70,6 +70,13 @@ WorkflowFilter = Annotated[
     Query(max_length=200, pattern=r"^[^\x00-\x1f]+$", description="Only runs of this workflow."),
 ]
 StatusFilter = Annotated[RunStatus | None, Query(description="Only runs in this status.")]
+ParentFilter = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9a-fA-F-]{32,36}$",
+        description="Only the child runs of this run (``wf.child``, ``wf.start_child``).",
+    ),
+]
 MAX_PAGE_RUNS = 1000
 """The most runs one ``GET /runs`` page holds, whatever ``limit`` asks."""
 MAX_PAGE_BYTES = 1024 * 1024

@@ -59,6 +59,7 @@ from ._openapi import (
     CursorQuery,
     IdempotencyKeyHeader,
     LimitQuery,
+    ParentFilter,
     RunTimeoutQuery,
     StatusFilter,
     TimeoutQuery,
@@ -385,11 +386,13 @@ class _WorkflowRoutes:
         status: StatusFilter = None,
         limit: LimitQuery = 50,
         cursor: CursorQuery = None,
+        parent_id: ParentFilter = None,
     ) -> Response[Any]:
         caller = self.authenticated()
         page = self.service.list_runs(
-            workflow=workflow, status=status, limit=limit, cursor=cursor, summary=True
-        )
+            workflow=workflow, status=status, limit=limit, cursor=cursor, summary=True,
+            parent_id=parent_id,
+        )  # fmt: skip
         visible: list[RunSummary] = []
         looked = size = 0
         for run in page:

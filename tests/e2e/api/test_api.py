@@ -131,7 +131,7 @@ def test_start_answers_202_and_the_run_is_stored(
     assert run.status == 200
     assert set(run.body) == {
         "id", "workflow", "status", "input", "output", "error", "created_at", "updated_at",
-        "wake_at", "pending", "forked_from",
+        "wake_at", "pending", "forked_from", "parent_id",
     }  # fmt: skip
     assert run.body["id"] == response.body["run_id"]
     assert run.body["workflow"] == "greet"
@@ -435,7 +435,7 @@ def test_list_answers_summaries_without_input_or_output(
     runs = {r["id"]: r for r in api_client.get("/runs").body["runs"]}
 
     assert set(runs[done]) == {
-        "id", "workflow", "status", "error", "created_at", "updated_at", "wake_at",
+        "id", "workflow", "status", "error", "created_at", "updated_at", "wake_at", "parent_id",
     }  # fmt: skip
     assert runs[done]["status"] == "completed"
     assert runs[failed]["error"]["type"]
@@ -1020,7 +1020,9 @@ def test_openapi_document_lists_every_route(api_client: ApiClient, workflows: An
     assert start_op["operationId"] == "start_greet"
     assert {p["name"] for p in start_op["parameters"]} == {"idempotency-key", "run_timeout"}
     listing = operations[("/runs", "get")]
-    assert {p["name"] for p in listing["parameters"]} == {"workflow", "status", "limit", "cursor"}
+    assert {p["name"] for p in listing["parameters"]} == {
+        "workflow", "status", "limit", "cursor", "parent_id",
+    }
 
 
 def test_openapi_has_each_workflows_input_and_output_schema(

@@ -128,7 +128,7 @@ def test_a_completion_committed_before_the_timeout_write_is_kept(
         assert state.changed
         return True
 
-    racing = Interleave(store, ("write_steps", "time_out_callback"), complete)
+    racing = Interleave(store, ("write_steps", "time_out_step"), complete)
     service, settle = _mode_service(mode, flow, racing, clock, queue)
     clock.advance("2h")
     if mode == "inline":

@@ -26,6 +26,8 @@ EXPECTED = {
     "WorkflowCancelled",
     # issue 13: scopes, map and parallel
     "BatchFailed", "BatchResult", "Completion",
+    # issue 13: child workflows
+    "ChildFailed", "ChildRun",
 }  # fmt: skip
 
 
@@ -96,7 +98,7 @@ PACKAGE_SURFACES = {
         "IdempotencyConflict", "InputTooLarge", "UnstorableInput", "MAX_INPUT_BYTES",
         "RunPage", "RunSummary", "WorkflowInfo", "SchemaMode", "check_input", "check_storable",
         "json_schemas", "json_size",
-        "BatchFailed",
+        "BatchFailed", "ChildFailed",
     },
     "lambda_flow.engine": {
         "Callback", "Driver", "Engine", "FORMAT", "RetryPolicy", "Flow", "FunctionDef",
@@ -105,7 +107,7 @@ PACKAGE_SURFACES = {
         "current_step", "export_run", "fixed_policy_json", "load_flow", "next_delay_by_json",
         "parse_timeout", "replay_history", "run_fields", "running_step", "step_fields",
         "step_policy", "within",
-        "BatchResult", "Completion",
+        "BatchResult", "Completion", "ChildRun",
     },
     "lambda_flow.worker": {
         "Body", "Dispatcher", "InlineDriver", "JobResult", "RemoteDriver", "Serviced",
