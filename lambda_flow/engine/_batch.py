@@ -4,6 +4,12 @@ A batch is itself a scope (its key ``name``, its items keyed ``name/<item name>`
 is the batch's outcome, so a replay of a finished batch returns it without running any item.
 While a batch is unfinished, a replay starts again every item the history holds, whatever the
 completion policy says now, so the items it starts are the ones recorded.
+
+In remote mode a map over a registered function is *chained* (:class:`_ChainedBatch`): the pass
+records a plan (the items, the limit, the policy) with its first items, and from then on each
+item's worker starts the next item in the statement that stores its result (migration 0011).
+The workflow body is replayed twice for the whole batch (at its start and at its end) instead of
+once per item, so a map of 10,000 items costs work that grows linearly with them.
 """
 
 from __future__ import annotations
@@ -13,9 +19,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from ..core import BatchFailed, ErrorInfo, InvalidOption, StepFailed
+from ..core import (
+    ANY_CODEC,
+    BatchFailed,
+    ErrorInfo,
+    InvalidOption,
+    StepFailed,
+    StepKind,
+    StepStatus,
+)
+from ..store.base import BatchPlan, StepRecord
+from ._retry import step_policy
 
 if TYPE_CHECKING:
+    from ._flow import FunctionDef
     from ._replay import OrchestrationPass
 
 T = TypeVar("T")
@@ -254,6 +271,128 @@ class _Batch:
         return batch.to_json()
 
 
+def _outcome_json(
+    key: str,
+    *,
+    results: list[Any],
+    errors: list[ErrorInfo | None],
+    names: list[str],
+    completion: Completion,
+    started: int,
+) -> dict[str, Any]:
+    """The recorded outcome of a batch whose first ``started`` items ran."""
+    failures = sum(e is not None for e in errors)
+    reason: CompletionReason
+    if completion.exceeded(failures, len(names)):
+        reason = "failure_tolerance_exceeded"
+    elif started == len(names):
+        reason = "all_completed"
+    else:
+        reason = "min_successful_reached"
+    return BatchResult(key, results, errors, names, reason, started=started).to_json()
+
+
+class _ChainedBatch:
+    """A remote map over a registered function whose workers start its items (see above).
+
+    The pass that reaches it first records the plan and its first items; a pass that finds it
+    unfinished only re-schedules items waiting for a retry (a retry is a pass's decision, as
+    for any step) and parks; the pass after the last item settled builds the outcome from the
+    item steps, in index order.
+    """
+
+    def __init__(
+        self,
+        orchestration: OrchestrationPass,
+        function: FunctionDef,
+        items: list[Any],
+        names: list[str],
+        *,
+        limit: int | None,
+        completion: Completion,
+        name: str,
+        fallback: Callable[[str], Awaitable[dict[str, Any]]],
+    ) -> None:
+        self.orchestration = orchestration
+        self.fallback = fallback
+        """Runs a batch recorded before chaining existed (items, no plan) as it was run."""
+        self.function = function
+        self.items = items
+        self.names = names
+        self.limit = len(items) if limit is None else limit
+        self.completion = completion
+        flow = orchestration.engine.flow
+        self.policy = step_policy(None, None, None, function.retry, flow.default_retry)
+        from ._context import scope_prefix  # _context imports this module
+
+        self.step_name = scope_prefix.get() + name  # as a scope step's name
+
+    async def run(self, key: str) -> dict[str, Any]:
+        orchestration = self.orchestration
+        progress = orchestration.engine.store.get_batch(orchestration.run_id, key)
+        if progress is None:
+            if orchestration.recorded_under(key):
+                return await self.fallback(key)
+            await self._start(key)
+            raise AssertionError("unreachable")  # pragma: no cover - parks for good
+        records = orchestration.claim_items(key, self.names, self.function.name)
+        if progress.done:
+            started = progress.next_index
+            if all(
+                r is not None and r.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
+                for r in records[:started]
+            ):
+                return self._outcome(key, records, started)
+        # Unfinished (or finished after this pass loaded its steps: another pass follows).
+        orchestration.deliver_cancel()
+        await orchestration.wait_for_items(
+            [r for r in records if r is not None], self._retry_spec(), key=key
+        )
+        raise AssertionError("unreachable")  # pragma: no cover - parks for good
+
+    async def _start(self, key: str) -> None:
+        orchestration = self.orchestration
+        policy = self.policy.to_json()
+        first = min(self.limit, len(self.items))
+        plan = BatchPlan(
+            batch_key=key, target=self.function.name, names=self.names,
+            items=[ANY_CODEC.dump(item) for item in self.items], concurrency=self.limit,
+            started=first, position_base=0, max_attempts=self.policy.max_attempts,
+            retry_delay_ms=policy["initial_delay_ms"], retry_policy=policy, timeout_ms=None,
+            min_successful=self.completion.min_successful,
+            tolerated_failures=self.completion.tolerated_failures,
+            tolerated_ratio=self.completion.tolerated_failure_ratio,
+        )  # fmt: skip
+        await orchestration.start_chained(plan, self.step_name)
+
+    def _retry_spec(self) -> Any:
+        from ._replay import StepSpec
+
+        return StepSpec(
+            kind=StepKind.RPC, target=self.function.name, codec=self.function.output,
+            input=None, retry=self.policy, function=self.function, call=None,
+        )  # fmt: skip
+
+    def _outcome(self, key: str, records: list[StepRecord | None], started: int) -> dict[str, Any]:
+        total = len(self.names)
+        results: list[Any] = [None] * total
+        errors: list[ErrorInfo | None] = [None] * total
+        for index, record in enumerate(records[:started]):
+            if record is None:  # pragma: no cover - checked by run()
+                continue
+            if record.status is StepStatus.SUCCEEDED:
+                results[index] = record.result
+            else:
+                error = record.error or ErrorInfo(type="Error", message="unknown failure")
+                errors[index] = ErrorInfo(
+                    type=error.type, message=error.message, step_key=record.key
+                )
+        return _outcome_json(
+            key, results=results, errors=errors, names=self.names, completion=self.completion,
+            started=started,
+        )  # fmt: skip
+
+
 async def run_batch(
     orchestration: OrchestrationPass,
     name: str,
@@ -263,13 +402,33 @@ async def run_batch(
     kind: str,
     max_concurrency: int | None,
     completion: Completion | None,
+    chained: tuple[FunctionDef, list[Any]] | None = None,
 ) -> BatchResult[Any]:
-    """Run a batch as a scope named ``name`` and return its (recorded) outcome."""
+    """Run a batch as a scope named ``name`` and return its (recorded) outcome.
+
+    ``chained`` (a map's registered function and its items) lets the driver chain the items
+    (remote mode): see :class:`_ChainedBatch`.
+    """
     limit = check_limit(max_concurrency)
     if completion is not None and not isinstance(completion, Completion):
         raise InvalidOption("completion", f"must be a Completion, got {completion!r}")
-    batch = _Batch(orchestration, calls, _check_names(names), limit, completion or Completion())
-    recorded = await orchestration.scope(name, batch.run, kind)
+    names = _check_names(names)
+    policy = completion or Completion()
+    batch = _Batch(orchestration, calls, names, limit, policy)
+    body = batch.run
+    if chained is not None and calls and orchestration.chains_batches():
+        function, items = chained
+        body = _ChainedBatch(
+            orchestration,
+            function,
+            items,
+            names,
+            limit=limit,
+            completion=policy,
+            name=name,
+            fallback=batch.run,
+        ).run
+    recorded = await orchestration.scope(name, body, kind)
     return batch_from_json(name, recorded)
 
 

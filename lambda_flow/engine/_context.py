@@ -321,9 +321,12 @@ class WorkflowContext:
             names = [str(i) for i in range(len(items))]
         else:
             names = [item_name(item, i) for i, item in enumerate(items)]
+        flow = self._pass.engine.flow
+        function = flow.functions.get(func) if isinstance(func, str) else flow.find_function(func)
         return await run_batch(
             self._pass, name, map_calls(self._pass, items, func, names), names, kind="map",
             max_concurrency=max_concurrency, completion=completion,
+            chained=None if function is None else (function, items),
         )  # fmt: skip
 
     async def parallel(

@@ -27,6 +27,8 @@ class Driver(abc.ABC):
 
     queue: JobQueue | None = None
     """The queue work moves through (remote mode), else None."""
+    chains_batches: bool = False
+    """Workers start a map's items themselves (remote mode): see ``engine/_batch.py``."""
 
     @abc.abstractmethod
     async def rpc_step(

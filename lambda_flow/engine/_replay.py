@@ -57,7 +57,7 @@ from ..core import (
     parse_duration,
     resolve_hints,
 )
-from ..store.base import ChildStart, LeasedRun, RunOutcome, StepRecord, StepWrite
+from ..store.base import BatchPlan, ChildStart, LeasedRun, RunOutcome, StepRecord, StepWrite
 from ..transport.base import StepJob
 from ._callback import Callback, ConditionPoll, callback_codec, option_duration
 from ._child import ChildRun, child_failed, child_run_id, child_workflow
@@ -980,11 +980,7 @@ class OrchestrationPass:
         for step in [k for k in self._unclaimed if k.startswith(inner)]:
             self._unclaimed.pop(step)
             self._used_keys.add(step)
-        if not self._unclaimed and self._parked:
-            for _, fut in self._parked:
-                if not fut.done():
-                    fut.set_result(None)
-            self._parked.clear()
+        self._release_parked()
 
     def recorded_under(self, key: str) -> set[str]:
         """The recorded keys under scope ``key``, and every scope key between (``a``, ``a/b``).
@@ -1128,6 +1124,108 @@ class OrchestrationPass:
         if record.status is StepStatus.FAILED:
             raise child_failed(record, handle.run_id)
         return record.result
+
+    # -- chained batches (remote wf.map over a registered function) ----------------------
+    def chains_batches(self) -> bool:
+        """Whether a map over a registered function is chained here (remote mode, live)."""
+        return self.engine.driver.chains_batches and not self.engine.replay_only
+
+    def deliver_cancel(self) -> None:
+        """Raise the run's cancellation here if it has not reached the body yet."""
+        self._deliver_cancel()
+
+    def claim_items(self, key: str, names: Sequence[str], target: str) -> list[StepRecord | None]:
+        """The recorded item steps of batch ``key`` (None where an item has none), claimed."""
+        found: list[StepRecord | None] = []
+        for name in names:
+            item = f"{key}/{name}"
+            record = self._recorded.get(item)
+            if record is not None:
+                self._unclaimed.pop(item, None)
+                self._used_keys.add(item)
+                if record.kind is not StepKind.RPC or record.target != target:
+                    raise self._diverge(
+                        item,
+                        f"the history has {_describe(record.kind, record.target)} there, "
+                        f"the code now asks for {_describe(StepKind.RPC, target)}",
+                    )
+            found.append(record)
+        self._release_parked()
+        return found
+
+    def _release_parked(self) -> None:
+        if not self._unclaimed and self._parked:
+            for _, fut in self._parked:
+                if not fut.done():
+                    fut.set_result(None)
+            self._parked.clear()
+
+    async def start_chained(self, plan: BatchPlan, step_name: str) -> None:
+        """Record a chained batch's plan, its scope step and its first items; send their jobs.
+
+        Item ``i`` takes position ``base + i`` and the batch's scope step ``base + total``, so
+        the steps recorded after the batch come after every item, whichever worker starts it.
+        Parks for good: the pass that follows the batch's end reads the outcome.
+        """
+        key = plan.batch_key
+        await self._caught_up(key)
+        self._deliver_cancel()
+        await self._history_ends(key)
+        base = self._next_position
+        total = len(plan.names)
+        self._next_position = base + total + 1
+        plan = replace(plan, position_base=base)
+        now = self.engine.clock.now()
+        scope = StepRecord(
+            key=key, name=step_name, position=base + total, kind=StepKind.SCOPE, target="map",
+            status=StepStatus.SCHEDULED, attempt=1,
+        )  # fmt: skip
+        writes = [_step_write(scope, StepStatus.SCHEDULED, started_at=now)]
+        jobs = []
+        for index in range(plan.started):
+            item = StepRecord(
+                key=f"{key}/{plan.names[index]}", name=plan.names[index], position=base + index,
+                kind=StepKind.RPC, target=plan.target, status=StepStatus.SCHEDULED, attempt=1,
+            )  # fmt: skip
+            writes.append(
+                _step_write(
+                    item,
+                    StepStatus.SCHEDULED,
+                    input=plan.items[index],
+                    max_attempts=plan.max_attempts,
+                    retry_delay_ms=plan.retry_delay_ms,
+                    retry_policy=plan.retry_policy,
+                    batch_key=key,
+                )
+            )
+            jobs.append(StepJob(self.run_id, item.key, 1))
+        try:
+            version = self.engine.store.start_batch(
+                self.lease, plan, writes, now, now + self.engine.lease_ttl
+            )
+        except LeaseLost:
+            raise self._lose() from None
+        self._saw_version(version)
+        self.engine.driver.send_steps(jobs)  # lost before sent: the sweeper sends them again
+        await self.wait_for_items([], None, key=key)
+
+    async def wait_for_items(
+        self, records: Sequence[StepRecord], retry: StepSpec | None, *, key: str
+    ) -> None:
+        """Park on a chained batch: its workers carry it on.
+
+        Items waiting for a retry are scheduled again (after their delay) as any step's next
+        attempt is.
+        """
+        self._external.add(key)
+        retries = []
+        for record in records:
+            if record.status is StepStatus.PENDING and retry is not None:
+                retries.append(self.schedule_job(retry, record))
+            elif record.status in (StepStatus.SCHEDULED, StepStatus.RUNNING):
+                self._external.add(record.key)
+        self._touch()
+        await asyncio.gather(asyncio.get_running_loop().create_future(), *retries)
 
     # -- wf.callback / wf.wait_for_condition -----------------------------------------------
     async def callback(

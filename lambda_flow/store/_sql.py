@@ -25,14 +25,14 @@ _STEP_WRITES = """
         step_key text, name text, position integer, kind text, target text, status text,
         attempt integer, attempt_status text, started_at timestamptz, finished_at timestamptz,
         input json, result json, error jsonb, wake_at timestamptz, max_attempts integer,
-        retry_delay_ms bigint, retry_policy jsonb, timeout_ms bigint)
+        retry_delay_ms bigint, retry_policy jsonb, timeout_ms bigint, batch_key text)
 ), s AS (
     INSERT INTO {schema}.steps AS st (run_id, step_key, position, name, kind, target, status,
         attempt, input, result, error, wake_at, max_attempts, retry_delay_ms, retry_policy,
-        timeout_ms, created_at, updated_at)
+        timeout_ms, batch_key, created_at, updated_at)
     SELECT r.id, w.step_key, w.position, w.name, w.kind, w.target, w.status, w.attempt, w.input,
         w.result, w.error, w.wake_at, w.max_attempts, w.retry_delay_ms, w.retry_policy,
-        w.timeout_ms, %(now)s, %(now)s
+        w.timeout_ms, w.batch_key, %(now)s, %(now)s
     FROM r CROSS JOIN w
     ON CONFLICT (run_id, step_key) DO UPDATE SET
         status = EXCLUDED.status, attempt = EXCLUDED.attempt,
@@ -299,14 +299,76 @@ def statements(schema: str) -> dict[str, str]:
             " WHERE run_id = %(run_id)s AND step_key = %(step_key)s"
             " AND attempt = %(attempt)s AND lease_token = %(token)s AND status = 'running'"
             " AND EXISTS (SELECT 1 FROM {schema}.runs WHERE id = %(run_id)s"
-            " AND status = 'running') RETURNING run_id, step_key, attempt),"
+            " AND status = 'running') RETURNING run_id, step_key, attempt, batch_key),"
             " a AS (UPDATE {schema}.step_attempts sa SET status = %(attempt_status)s,"
             " result = %(result)s, error = %(error)s, finished_at = %(now)s FROM s"
             " WHERE sa.run_id = s.run_id AND sa.step_key = s.step_key"
             " AND sa.attempt = s.attempt),"
+            # An item of a chained batch settled for good: count it and start the items the
+            # policy and the limit allow, under the batch row's lock (migration 0011).
+            " c AS (SELECT bt.run_id, bt.batch_key, bt.next_index AS first, bt.position_base,"
+            " bt.target, bt.max_attempts, bt.retry_delay_ms, bt.retry_policy, bt.timeout_ms,"
+            " bt.running - 1 AS still, CASE WHEN (bt.min_successful IS NOT NULL"
+            " AND bt.succeeded + %(succ)s >= bt.min_successful)"
+            " OR (bt.tolerated_failures IS NOT NULL"
+            " AND bt.failed + %(fail)s > bt.tolerated_failures)"
+            " OR (bt.tolerated_ratio IS NOT NULL"
+            " AND (bt.failed + %(fail)s)::float8 / bt.total > bt.tolerated_ratio) THEN 0"
+            " ELSE greatest(0, least(bt.concurrency - bt.running + 1,"
+            " bt.total - bt.next_index)) END AS starts"
+            " FROM {schema}.batches bt JOIN s ON bt.run_id = s.run_id"
+            " AND bt.batch_key = s.batch_key WHERE %(final)s FOR UPDATE OF bt),"
+            " b AS (UPDATE {schema}.batches bt SET succeeded = bt.succeeded + %(succ)s,"
+            " failed = bt.failed + %(fail)s, next_index = bt.next_index + c.starts,"
+            " running = c.still + c.starts FROM c WHERE bt.run_id = c.run_id"
+            " AND bt.batch_key = c.batch_key),"
+            " i AS (SELECT c.*, it.idx, it.name, it.input FROM c JOIN {schema}.batch_items it"
+            " ON it.run_id = c.run_id AND it.batch_key = c.batch_key AND it.idx >= c.first"
+            " AND it.idx < c.first + c.starts),"
+            " ns AS (INSERT INTO {schema}.steps (run_id, step_key, position, name, kind, target,"
+            " status, attempt, input, max_attempts, retry_delay_ms, retry_policy, timeout_ms,"
+            " batch_key, created_at, updated_at) SELECT i.run_id, i.batch_key || '/' || i.name,"
+            " i.position_base + i.idx, i.name, 'rpc', i.target, 'scheduled', 1, i.input,"
+            " i.max_attempts, i.retry_delay_ms, i.retry_policy, i.timeout_ms, i.batch_key,"
+            " %(now)s, %(now)s FROM i ORDER BY i.idx ON CONFLICT (run_id, step_key) DO NOTHING"
+            " RETURNING run_id, step_key, name),"
+            # Once the batch has ended its items' inputs are not needed any more.
+            " d AS (DELETE FROM {schema}.batch_items it USING c WHERE it.run_id = c.run_id"
+            " AND it.batch_key = c.batch_key AND c.still + c.starts = 0),"
+            " na AS (INSERT INTO {schema}.step_attempts (run_id, step_key, attempt, step_name,"
+            " kind, status, created_at) SELECT run_id, step_key, 1, name, 'rpc', 'scheduled',"
+            " %(now)s FROM ns ON CONFLICT DO NOTHING),"
+            # The run changes (a pass must follow) unless the batch goes on by itself.
             " r AS (UPDATE {schema}.runs SET version = version + 1, updated_at = %(now)s"
-            " FROM s WHERE {schema}.runs.id = s.run_id)"
-            " SELECT count(*) FROM s"
+            " FROM s WHERE {schema}.runs.id = s.run_id"
+            " AND NOT EXISTS (SELECT 1 FROM c WHERE c.still + c.starts > 0) RETURNING id)"
+            " SELECT (SELECT count(*) FROM s), ARRAY(SELECT step_key FROM ns),"
+            " EXISTS (SELECT 1 FROM r)"
+        ),
+        "start_batch": q(
+            # A chained batch's plan, its items, and the writes of its first items (and its
+            # scope step) in one statement, fenced on the lease.
+            "WITH r AS (UPDATE {schema}.runs SET version = version + 1,"
+            " updated_at = %(now)s, lease_expires_at = %(until)s"
+            " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
+            " RETURNING id, version),"
+            " bt AS (INSERT INTO {schema}.batches (run_id, batch_key, target, total,"
+            " concurrency, next_index, running, min_successful, tolerated_failures,"
+            " tolerated_ratio, position_base, max_attempts, retry_delay_ms, retry_policy,"
+            " timeout_ms, created_at) SELECT r.id, %(batch_key)s, %(target)s, %(total)s,"
+            " %(concurrency)s, %(started)s, %(started)s, %(min_successful)s,"
+            " %(tolerated_failures)s, %(tolerated_ratio)s, %(position_base)s,"
+            " %(max_attempts)s, %(retry_delay_ms)s, %(retry_policy)s, %(timeout_ms)s, %(now)s"
+            " FROM r RETURNING run_id),"
+            " it AS (INSERT INTO {schema}.batch_items (run_id, batch_key, idx, name, input)"
+            " SELECT bt.run_id, %(batch_key)s, e.ord - 1, n.name, e.value FROM bt,"
+            " json_array_elements(%(items)s::json) WITH ORDINALITY AS e(value, ord)"
+            " JOIN json_array_elements_text(%(names)s::json) WITH ORDINALITY AS n(name, ord)"
+            " ON n.ord = e.ord)" + _STEP_WRITES
+        ),
+        "get_batch": q(
+            "SELECT next_index, running, succeeded, failed FROM {schema}.batches"
+            " WHERE run_id = %(run_id)s AND batch_key = %(batch_key)s"
         ),
         "fail_run": q(
             "WITH r AS (UPDATE {schema}.runs SET status = 'failed', error = %(error)s,"

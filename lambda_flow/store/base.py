@@ -138,6 +138,62 @@ class StepWrite:
     """The step's whole retry policy (``RetryPolicy.to_json``), for workers."""
     timeout_ms: int | None = None
     """How long one attempt may run (None: no limit), for workers."""
+    batch_key: str | None = None
+    """The chained batch this step is an item of (kept once inserted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPlan:
+    """A chained batch (``wf.map`` over a registered function, remote mode).
+
+    Workers start its items, each in the statement that stores an earlier item's result.
+    """
+
+    batch_key: str
+    target: str
+    names: list[str]
+    """Each item's name (its step key is ``<batch_key>/<name>``)."""
+    items: list[Any]
+    """Each item's input, as stored."""
+    concurrency: int
+    started: int
+    """How many items the pass starts itself (its writes hold their steps)."""
+    position_base: int
+    """Item ``i``'s step position is ``position_base + i``."""
+    max_attempts: int
+    retry_delay_ms: int
+    retry_policy: dict[str, Any] | None
+    timeout_ms: int | None
+    min_successful: int | None = None
+    tolerated_failures: int | None = None
+    tolerated_ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """Where a chained batch stands."""
+
+    next_index: int
+    """Items ``0 .. next_index - 1`` have started."""
+    running: int
+    """Items started and not settled for good (a retry wait counts)."""
+    succeeded: int
+    failed: int
+
+    @property
+    def done(self) -> bool:
+        """No item runs and none will start."""
+        return self.running == 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepCompletion:
+    """What storing a claimed attempt's outcome did."""
+
+    next_steps: tuple[str, ...] = ()
+    """Keys of the batch items it started (attempt 1): their jobs must be sent."""
+    run_changed: bool = True
+    """The run's version moved: a pass must follow (False while a batch goes on by itself)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,11 +555,38 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def complete_step(self, claim: StepClaim, outcome: StepOutcome, now: datetime) -> bool:
+    def complete_step(
+        self, claim: StepClaim, outcome: StepOutcome, now: datetime
+    ) -> StepCompletion | None:
         """Record the claimed attempt's outcome and bump the run's version.
 
-        Returns False (writing nothing) when the claim was lost or the run stopped.
+        An item of a chained batch that settled for good starts the next items instead (in the
+        same statement), and the run's version moves only once the batch has ended.
+
+        Returns None (writing nothing) when the claim was lost or the run stopped.
         """
+
+    @abc.abstractmethod
+    def start_batch(
+        self,
+        lease: RunLease,
+        plan: BatchPlan,
+        writes: Sequence[StepWrite],
+        now: datetime,
+        lease_until: datetime,
+    ) -> int:
+        """Store a chained batch's plan and items with ``writes`` (its first items), fenced.
+
+        Returns:
+            The run's new version.
+
+        Raises:
+            LeaseLost: as for :meth:`write_steps`.
+        """
+
+    @abc.abstractmethod
+    def get_batch(self, run_id: str, batch_key: str) -> BatchProgress | None:
+        """Where the chained batch stands; None when the run has no such batch."""
 
     @abc.abstractmethod
     def fail_run(self, run_id: str, error: ErrorInfo, now: datetime) -> bool:

@@ -41,6 +41,8 @@ from ..core import (
 )
 from ._sql import RUN_COLUMNS, quoter, statements
 from .base import (
+    BatchPlan,
+    BatchProgress,
     CallbackOutcome,
     CallbackState,
     ChildStart,
@@ -48,6 +50,7 @@ from .base import (
     RunLease,
     RunOutcome,
     StepClaim,
+    StepCompletion,
     StepOutcome,
     StepRecord,
     StepWrite,
@@ -136,6 +139,7 @@ def _write_rows(writes: Sequence[StepWrite]) -> str:
                 "retry_delay_ms": w.retry_delay_ms,
                 "retry_policy": w.retry_policy,
                 "timeout_ms": w.timeout_ms,
+                "batch_key": w.batch_key,
             }
             for w in writes
         ]
@@ -658,7 +662,9 @@ class PostgresStore(Store):
             timeout_ms=row[12],
         )
 
-    def complete_step(self, claim: StepClaim, outcome: StepOutcome, now: datetime) -> bool:
+    def complete_step(
+        self, claim: StepClaim, outcome: StepOutcome, now: datetime
+    ) -> StepCompletion | None:
         write = outcome
         row = self._fetchone(
             self._sql["complete_step"],
@@ -673,9 +679,49 @@ class PostgresStore(Store):
                 "error": None if write.error is None else Jsonb(write.error.model_dump()),
                 "wake_at": write.wake_at,
                 "now": now,
+                "final": write.status is not StepStatus.PENDING,
+                "succ": int(write.status is StepStatus.SUCCEEDED),
+                "fail": int(write.status is StepStatus.FAILED),
             },
         )
-        return bool(row and row[0])
+        if not row or not row[0]:
+            return None
+        return StepCompletion(next_steps=tuple(row[1]), run_changed=bool(row[2]))
+
+    def start_batch(
+        self,
+        lease: RunLease,
+        plan: BatchPlan,
+        writes: Sequence[StepWrite],
+        now: datetime,
+        lease_until: datetime,
+    ) -> int:
+        return self._fenced(
+            self._sql["start_batch"],
+            {
+                "run_id": lease.run_id, "token": lease.token, "now": now, "until": lease_until,
+                "writes": _write_rows(writes), "batch_key": plan.batch_key,
+                "target": plan.target, "total": len(plan.items),
+                "concurrency": plan.concurrency, "started": plan.started,
+                "min_successful": plan.min_successful,
+                "tolerated_failures": plan.tolerated_failures,
+                "tolerated_ratio": plan.tolerated_ratio, "position_base": plan.position_base,
+                "max_attempts": plan.max_attempts, "retry_delay_ms": plan.retry_delay_ms,
+                "retry_policy": None if plan.retry_policy is None else Jsonb(plan.retry_policy),
+                "timeout_ms": plan.timeout_ms, "items": _dump(plan.items),
+                "names": _dump(plan.names),
+            },
+            lease,
+        )  # fmt: skip
+
+    def get_batch(self, run_id: str, batch_key: str) -> BatchProgress | None:
+        key = self._uuid(run_id)
+        row = (
+            None
+            if key is None
+            else self._fetchone(self._sql["get_batch"], {"run_id": key, "batch_key": batch_key})
+        )
+        return None if row is None else BatchProgress(*row)
 
     def fail_run(self, run_id: str, error: ErrorInfo, now: datetime) -> bool:
         key = self._uuid(run_id)

@@ -108,6 +108,8 @@ class RemoteDriver(Driver):
         queue: the job queue (SQS on AWS, local queues in ``lambda-flow dev`` and tests).
     """
 
+    chains_batches = True
+
     def __init__(self, queue: JobQueue) -> None:
         self.queue: JobQueue = queue
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ..core import ErrorInfo, StepInterrupted, StepKind, StepStatus
 from ..engine import StepInfo, fixed_policy_json, next_delay_by_json, running_step, within
 from ..store.base import StepClaim, StepOutcome
+from ..transport.base import StepJob
 
 if TYPE_CHECKING:
     from ._serviced import Serviced
@@ -86,7 +87,8 @@ class StepRunner:
             outcome, verdict = self._interrupted(claim)
         else:
             outcome, verdict = await self._attempt(claim, info)
-        if not engine.store.complete_step(claim, outcome, clock.now()):
+        completion = engine.store.complete_step(claim, outcome, clock.now())
+        if completion is None:
             logger.warning(
                 "step result dropped: claim lost",
                 extra={"run_id": run_id, "workflow": claim.workflow, "step": step_key},
@@ -102,7 +104,10 @@ class StepRunner:
                 "outcome": verdict.value,
             },
         )
-        await self._hand_on(run_id)
+        if completion.next_steps:  # a chained batch's next items: their rows are committed
+            engine.driver.send_steps([StepJob(run_id, key, 1) for key in completion.next_steps])
+        if completion.run_changed:
+            await self._hand_on(run_id)
         return verdict
 
     async def _hand_on(self, run_id: str) -> None:

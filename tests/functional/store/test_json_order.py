@@ -83,6 +83,8 @@ def test_the_user_json_columns_are_json_and_errors_stay_jsonb(
         [schema],
     ).fetchall()
     assert rows == [
+        ("batch_items", "input", "json"),  # a chained map's items, as the user gave them (0011)
+        ("batches", "retry_policy", "jsonb"),  # engine data (0011)
         ("runs", "error", "jsonb"),
         ("runs", "forked_from", "jsonb"),  # engine data (0008)
         ("runs", "input", "json"),

@@ -34,14 +34,16 @@ def test_migrations_are_numbered_recorded_and_idempotent(
     second.migrate()
 
     versions = [r[0] for r in db.execute("SELECT version FROM schema_migrations ORDER BY 1")]
-    assert versions == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert versions == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     tables = {
         r[0]
         for r in db.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema]
         )
     }
-    assert tables == {"runs", "steps", "step_attempts", "schema_migrations"}
+    assert tables == {
+        "runs", "steps", "step_attempts", "schema_migrations", "batches", "batch_items",
+    }  # fmt: skip
     first.close()
     second.close()
 
