@@ -124,6 +124,16 @@ def replay_history(flow: Flow, history: Mapping[str, Any]) -> RunStatus:
     if outcome.error is not None and outcome.error.type == NonDeterminismError.__name__:
         raise NonDeterminismError(leased.lease.run_id, outcome.error.step_key or "", _why(outcome))
     _check_same_end(run, outcome, orchestration.beyond_history, leased.lease.run_id)
+    skipped = orchestration.skipped
+    if skipped is not None and not outcome.status.is_terminal:
+        # Where the code waits now, every step recorded before must have been asked for
+        # again: a recorded step it no longer reaches means it dropped (or moved) a step.
+        key, record = skipped
+        raise NonDeterminismError(
+            leased.lease.run_id,
+            key,
+            f"the code waits without reaching recorded {record.kind.value} step {key!r}",
+        )
     return outcome.status
 
 

@@ -212,17 +212,23 @@ class OrchestrationPass:
         self._cleanup_deadline = leased.cleanup_deadline
         self.beyond_history: str | None = None
         """Replay-only: the first step the code asked for past the end of the history."""
+
         self._patches: dict[str, bool] = {}
         """What ``wf.patched`` answered for each patch (its scoped marker name) in this pass."""
         self._parent_id = leased.parent_id
         self._children: dict[str, str] = {
-            key: child_run_id(self.run_id, key)
+            key: step.child_run_id or child_run_id(self.run_id, key)
             for key, step in leased.steps.items()
             if step.kind is StepKind.CHILD and step.status is StepStatus.SCHEDULED
         }
         """The child runs this run waits for, by step key: asked to cancel if it ends first."""
         self._child_timers: set[str] = set()
         """Children driven here (inline mode) that rest on a timer past the parent's timeout."""
+
+    @property
+    def skipped(self) -> tuple[str, StepRecord] | None:
+        """The first recorded step the body has not asked for (after the pass: skipped)."""
+        return next(iter(self._unclaimed.items()), None)
 
     # -- the driver ------------------------------------------------------------------------
     async def run(self) -> RunOutcome | None:
@@ -1020,8 +1026,8 @@ class OrchestrationPass:
         check_storable(input, target)
         check_input(stored, target)
         key = self._key(name)
-        child_id = child_run_id(self.run_id, key)
         record = self._claim(key, StepKind.CHILD, definition.name)
+        child_id = (record and record.child_run_id) or child_run_id(self.run_id, key)
         if record is None:
             await self._caught_up(key)
             self._deliver_cancel()
@@ -1424,7 +1430,11 @@ def _annotated(fn: Callable[..., Any]) -> bool:
 
 
 def _describe(kind: StepKind, target: str | None) -> str:
-    return f"an rpc step calling {target!r}" if kind is StepKind.RPC else f"a {kind.value} step"
+    if kind is StepKind.RPC:
+        return f"an rpc step calling {target!r}"
+    if kind is StepKind.CHILD:
+        return f"a child step running workflow {target!r}"
+    return f"a {kind.value} step"
 
 
 def _step_failed(record: StepRecord) -> StepFailed:

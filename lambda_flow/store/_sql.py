@@ -169,7 +169,9 @@ def statements(schema: str) -> dict[str, str]:
         "steps": q(
             # result and error as text: decoded together below, in one json.loads.
             "SELECT step_key, name, position, kind, target, status, attempt, result::text,"
-            " error::text, wake_at, callback_id FROM {schema}.steps WHERE run_id = %s"
+            " error::text, wake_at, callback_id,"
+            " CASE WHEN kind = 'child' THEN input ->> 'run_id' END"
+            " FROM {schema}.steps WHERE run_id = %s"
             " ORDER BY position"
         ),
         "write_steps": q(

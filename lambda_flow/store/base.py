@@ -33,6 +33,9 @@ class StepRecord:
     wake_at: datetime | None = None
     callback_id: str | None = None
     """A callback step's id (the token ``complete_callback`` takes); None for other kinds."""
+    child_run_id: str | None = None
+    """A child step's child run (kept as started: a forked run's copied step names the child
+    its source run started); None for other kinds."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON-safe data (the steps of an exported history)."""
@@ -48,6 +51,7 @@ class StepRecord:
             "error": None if self.error is None else self.error.model_dump(),
             "wake_at": None if self.wake_at is None else self.wake_at.isoformat(),
             **({} if self.callback_id is None else {"callback_id": self.callback_id}),
+            **({} if self.child_run_id is None else {"child_run_id": self.child_run_id}),
         }
 
     @classmethod
@@ -70,6 +74,7 @@ class StepRecord:
             error=None if error is None else ErrorInfo.model_validate(error),
             wake_at=None if wake_at is None else datetime.fromisoformat(wake_at),
             callback_id=data.get("callback_id"),
+            child_run_id=data.get("child_run_id"),
         )
 
 

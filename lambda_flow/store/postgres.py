@@ -514,6 +514,7 @@ class PostgresStore(Store):
                 None if s[8] is None else _error(json.loads(s[8])),
                 s[9],
                 s[10],
+                s[11],
             )
             for s, result in zip(rows, results, strict=True)
         ]

@@ -105,12 +105,12 @@ def _changed() -> Flow:
 
 
 def test_a_different_child_workflow_at_a_recorded_step_is_caught() -> None:
-    with pytest.raises(NonDeterminismError, match="has a child step there") as raised:
+    with pytest.raises(NonDeterminismError) as raised:
         replay_history(_changed(), _history("child_order.json"))
     assert raised.value.step_key == "Provision"
-    # The message names no workflows today (engine/_replay.py ``_describe`` names an rpc
-    # step's target only): "the history has a child step there, the code now asks for a child
-    # step".
+    message = str(raised.value)
+    assert "the history has a child step running workflow 'provision' there" in message
+    assert "the code now asks for a child step running workflow 'provision_v2'" in message
 
 
 def test_the_cli_catches_a_different_child_workflow(

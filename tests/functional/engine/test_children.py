@@ -404,3 +404,34 @@ def test_replaying_a_changed_child_workflow_is_non_determinism(
 def test_list_runs_by_parent_refuses_a_malformed_id(service: WorkflowService) -> None:
     with pytest.raises(InvalidInput, match="parent_id"):
         service.list_runs(parent_id="not-a-run")
+
+
+def test_a_fork_past_a_child_step_reuses_that_child(flow: Flow, service: WorkflowService) -> None:
+    handles: list[str] = []
+    broken = {"ship": True}
+
+    @flow.workflow
+    async def build(wf: WorkflowContext) -> str:
+        return "built"
+
+    def ship() -> str:
+        if broken["ship"]:
+            raise RuntimeError("no truck")
+        return "shipped"
+
+    @flow.workflow
+    async def parent(wf: WorkflowContext) -> str:
+        handle = await wf.start_child("Build", build)
+        handles.append(handle.run_id)
+        return f"{await handle.result()}, {await wf.do('Ship', ship)}"
+
+    failed = service.start_and_wait("parent")
+    assert failed.status is RunStatus.FAILED
+    broken["ship"] = False
+
+    forked = service.get_run(service.fork(failed.id, from_step="Ship"))
+
+    assert forked is not None
+    assert forked.output == "built, shipped"
+    assert set(handles) == {handles[0]}  # the fork's copied step names its source's child
+    assert _children(service, forked.id) == []  # and started none of its own

@@ -165,3 +165,26 @@ def test_a_cleanup_that_changed_is_caught_on_replay() -> None:
     assert replay_history(recorded_flow, history) is RunStatus.CANCELLED
     with pytest.raises(NonDeterminismError):
         replay_history(changed, history)
+
+
+def test_a_parked_history_whose_step_the_code_dropped_diverges(
+    flow: Flow, service: WorkflowService
+) -> None:
+    @flow.workflow
+    async def ship_order(wf: WorkflowContext) -> str:
+        fee = await wf.do("Shipping fee", lambda: 5)
+        await wf.suspend("Approve")
+        return f"fee {fee}"
+
+    history = service.export_run(service.start("ship_order"))  # parked at "Approve"
+    dropped = Flow()
+
+    @dropped.workflow(name="ship_order")
+    async def ship_order_without_fee(wf: WorkflowContext) -> str:
+        await wf.suspend("Approve")
+        return "fee 0"
+
+    assert replay_history(flow, history) == RunStatus.SUSPENDED
+    with pytest.raises(NonDeterminismError, match="without reaching recorded") as raised:
+        replay_history(dropped, history)
+    assert raised.value.step_key == "Shipping fee"
