@@ -13,6 +13,9 @@ Example:
 
 Each node runs as one step (key = node id) of a workflow registered under the graph's name, so
 a graph run is started, replayed, retried, listed, resumed and cancelled like any other run.
+A node with ``{"map": True}`` (optionally ``max_concurrency`` and ``completion``) runs its
+function once per item of its list input, as ``wf.map`` (one step per item, keyed
+``<node>/<index>``), and outputs the items' outputs in index order.
 """
 
 from ._branch import branch

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..engine import WorkflowContext
+from ..engine import RetryPolicy, WorkflowContext
 from ._branch import node_step
 from ._model import Graph, GraphDefinitionError, NodeConfig
 from ._run import GraphRun
@@ -29,7 +29,9 @@ def define_graph(
     """Check a graph and register it in ``flow`` as a workflow called ``name``.
 
     Registers one function per node (``graph:{name}:{node}``, which step workers find by name)
-    and a workflow whose body runs the nodes. Nothing is registered when a check fails.
+    and a workflow whose body runs the nodes. Nothing is registered when a check fails. A map
+    node's function carries the node's ``retries``/``retry_delay`` as its retry policy, since
+    ``wf.map`` runs each item with the policy of the function it calls.
 
     Raises:
         GraphDefinitionError: naming the node (or cycle) that is wrong, or a name already taken.
@@ -45,7 +47,8 @@ def define_graph(
                 node=node_id,
             )
     for node in graph.nodes.values():
-        flow.function(name=graph.function_name(node.id))(
+        retry = RetryPolicy.fixed(node.retries, node.retry_delay) if node.map else None
+        flow.function(name=graph.function_name(node.id), retry=retry)(
             node_step(flow.get_function(node.function))
         )
     flow.workflow(name=name, description=description, tags=tags, authorize=authorize)(_body(graph))

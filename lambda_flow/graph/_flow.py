@@ -48,9 +48,10 @@ class Flow(EngineFlow):
         """Define a graph workflow and register it as the workflow ``name``.
 
         ``nodes`` maps node ids to registered functions (by name or reference); ``config``
-        gives nodes their ``next``, ``input``, ``retries``, ``retry_delay`` and ``on_error``
-        (see :class:`lambda_flow.graph.NodeConfig`). The graph is checked here, not when a run
-        starts.
+        gives nodes their ``next``, ``input``, ``retries``, ``retry_delay`` and ``on_error``, and
+        map nodes (``map: True``, run once per item of a list input, as ``wf.map``) their
+        ``max_concurrency`` and ``completion`` (see :class:`lambda_flow.graph.NodeConfig`). The
+        graph is checked here, not when a run starts.
 
         Raises:
             GraphDefinitionError: naming the node (or cycle) that is wrong; nothing is registered.

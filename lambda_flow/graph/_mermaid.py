@@ -1,6 +1,7 @@
 """A graph as a Mermaid flowchart: nodes in definition order, then their edges.
 
 ``a --> b`` is a ``next`` edge, ``a -->|key| b`` a branch, ``a -.->|on_error| h`` a compensation.
+A map node is drawn as a subroutine box (``[[...]]``) whose label ends with `` (map)``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ def to_mermaid(graph: Graph) -> str:
     lines = ["flowchart TD"]
     for node in graph.nodes.values():
         label = node.id if node.function == node.id else f"{node.id}: {node.function}"
-        lines.append(f'    {ids[node.id]}["{_escape(label)}"]')
+        if node.map:
+            lines.append(f'    {ids[node.id]}[["{_escape(label)} (map)"]]')
+        else:
+            lines.append(f'    {ids[node.id]}["{_escape(label)}"]')
     for node in graph.nodes.values():
         source = ids[node.id]
         if node.branches is None:

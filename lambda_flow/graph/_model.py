@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, TypedDict
 
 from ..core import Duration, LambdaFlowError
+from ..engine import Completion
 
 NODE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 """Node ids are plain names, so they read well as step keys and Mermaid ids."""
@@ -119,6 +120,17 @@ class NodeConfig(TypedDict, total=False):
     on_error: str
     """A node to run (as compensation) when this node fails after its retries; it receives
     ``{"error": {"message", "type", "node", "attempts"}, "input": <this node's input>}``."""
+    map: bool
+    """Run the node's function once per item of its input (which must be a list), as
+    ``wf.map``: each item is a step keyed ``<node>/<index>`` and ``retries``/``retry_delay``
+    apply to each item. The node's output is the list of the items' outputs, in index order.
+    Without ``completion`` the node fails (error type ``BatchFailed``) if any item failed."""
+    max_concurrency: int
+    """With ``map``: the most items in flight at once (1 or more; default: no limit)."""
+    completion: Completion
+    """With ``map``: when to stop starting items (see :class:`lambda_flow.Completion`). The node
+    then fails only when failures exceed the tolerance; otherwise its output holds None where an
+    item failed or never started."""
 
 
 class _NoInput:
@@ -155,6 +167,12 @@ class GraphNode:
     """Nodes whose ``on_error`` this is: a compensation node runs only for them."""
     refs: tuple[Ref, ...]
     """Every marker in the input template."""
+    map: bool = False
+    """Whether the node runs its function once per item of its (list) input."""
+    max_concurrency: int | None = None
+    """For a map node: the most items in flight at once (None: no limit)."""
+    completion: Completion | None = None
+    """For a map node: when to stop starting items (None: run all, fail if any failed)."""
 
     @property
     def is_entry(self) -> bool:

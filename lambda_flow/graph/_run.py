@@ -1,9 +1,10 @@
 """The body of a graph workflow: run the nodes as steps, as soon as each one is ready.
 
-Every node runs as ``wf.do(node_id, "graph:{graph}:{node}", input)``, so graph runs get what
-workflow runs get (persistence, replay, retries, history, remote workers). What runs is a pure
-function of the recorded results, never of the order in which parallel nodes finish, so a replay
-asks for the same steps whatever order they come back in:
+Every node runs as ``wf.do(node_id, "graph:{graph}:{node}", input)`` (a map node as
+``wf.map(node_id, input, "graph:{graph}:{node}", ...)``, one step per item), so graph runs get
+what workflow runs get (persistence, replay, retries, history, remote workers, chained maps).
+What runs is a pure function of the recorded results, never of the order in which parallel
+nodes finish, so a replay asks for the same steps whatever order they come back in:
 
 - entry nodes start with the run; a node whose predecessors have all settled (finished, failed
   or skipped) runs when at least one finished predecessor chose it and none failed, and is
@@ -12,6 +13,8 @@ asks for the same steps whatever order they come back in:
 - a failed node's ``on_error`` node runs at once with the error and the failed node's input;
   nodes downstream of the failure are skipped, independent branches run to their end, then the
   run fails with the error of the first failed node (in definition order).
+- a map node fails (``BatchFailed``) when an item failed, or with a ``completion`` only when
+  failures exceeded its tolerance; an input that is not a list fails it (``GraphInputError``).
 - the run returns ``{node: output}`` of every finished node that activated nothing (the ends
   of the paths taken, including a branch key that matched no edge).
 """
@@ -105,6 +108,8 @@ class GraphRun:
 
     async def _step(self, activation: _Activation) -> Any:
         node = activation.node
+        if node.map:
+            return await self._map(activation)
         return await self.wf.do(
             activation.key,
             self.graph.function_name(node.id),
@@ -112,6 +117,46 @@ class GraphRun:
             retries=node.retries,
             retry_delay=node.retry_delay,
         )
+
+    async def _map(self, activation: _Activation) -> dict[str, Any]:
+        """Run a map node: one step per item, as ``wf.map``; its output is the items' outputs.
+
+        Raises:
+            StepFailed: the input is not a list (``GraphInputError``), or items failed beyond
+                what the node tolerates (``BatchFailed``, naming the failed items).
+        """
+        node, items = activation.node, activation.input
+        if not isinstance(items, list):
+            raise StepFailed(
+                activation.key,
+                0,
+                "GraphInputError",
+                f"map node {node.id!r} needs a list as its input, got {type(items).__name__}",
+            )
+        batch = await self.wf.map(
+            activation.key,
+            items,
+            self.graph.function_name(node.id),
+            max_concurrency=node.max_concurrency,
+            completion=node.completion,
+        )
+        failed = batch.failed()
+        if failed and (
+            node.completion is None or batch.completion_reason == "failure_tolerance_exceeded"
+        ):
+            indexes = ", ".join(str(i) for i, _ in failed[:10]) + (
+                ", ..." if len(failed) > 10 else ""
+            )
+            first, error = failed[0]
+            raise StepFailed(
+                activation.key,
+                1,
+                "BatchFailed",
+                f"{len(failed)} of {len(items)} items failed (items {indexes}); first: item "
+                f"{first}: {error.type}: {error.message}",
+            )
+        outputs = [None if r is None else r.get("output") for r in batch.results]
+        return {"output": outputs, "branch": None}
 
     # -- deciding what runs -----------------------------------------------------------------
     def _activate(self, node: GraphNode) -> None:

@@ -2,7 +2,8 @@
 
 Every problem is reported here, naming the node, so a bad graph never reaches a run: unknown
 node ids in ``next``, ``ref`` or ``on_error``, unregistered functions, cycles, no entry node,
-a ``ref`` to a node that does not always finish before the node reading it.
+a ``ref`` to a node that does not always finish before the node reading it, map options that
+are wrong or given to a node that is not a map node.
 """
 
 from __future__ import annotations
@@ -13,12 +14,22 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..core import ANY_CODEC, LambdaFlowError, parse_duration
+from ..engine import Completion
 from ._model import NO_INPUT, NODE_ID, RUN_INPUT, Graph, GraphDefinitionError, GraphNode, Ref, ref
 
 if TYPE_CHECKING:
     from ..engine import Flow
 
-CONFIG_KEYS = ("next", "input", "retries", "retry_delay", "on_error")
+CONFIG_KEYS = (
+    "next",
+    "input",
+    "retries",
+    "retry_delay",
+    "on_error",
+    "map",
+    "max_concurrency",
+    "completion",
+)
 
 Next = tuple[tuple[str, ...], Mapping[str, tuple[str, ...]] | None]
 
@@ -99,6 +110,7 @@ class _Checker:
         for handler, sources in compensates.items():
             if sources:
                 self._check_compensation(handler, sources, config.get(handler, {}), predecessors)
+        mapped = {n: self._map(n, config.get(n, {}), edges[n]) for n in nodes}
         order = self._topological_order(nodes, predecessors, compensates, edges)
         ancestors = _ancestors(order, predecessors)
         built: dict[str, GraphNode] = {}
@@ -120,6 +132,9 @@ class _Checker:
                 predecessors=tuple(predecessors[node_id]),
                 compensates=tuple(compensates[node_id]),
                 refs=refs,
+                map=mapped[node_id][0],
+                max_concurrency=mapped[node_id][1],
+                completion=mapped[node_id][2],
             )
         return Graph(self.graph, description, MappingProxyType(built), order)
 
@@ -200,6 +215,12 @@ class _Checker:
                 "part of the flow or a compensation",
                 handler,
             )
+        if options.get("map"):
+            raise self.fail(
+                f"is {role}, so it cannot be a map node (it gets one dict: the error and the "
+                "failed node's input)",
+                handler,
+            )
         for option in ("next", "input", "on_error"):
             if option in options:
                 raise self.fail(
@@ -269,6 +290,34 @@ class _Checker:
                 f"{node_id!r} (it is not upstream of it)",
                 node_id,
             )
+
+    def _map(
+        self, node_id: str, options: Mapping[str, Any], edges: Next
+    ) -> tuple[bool, int | None, Completion | None]:
+        is_map = options.get("map", False)
+        if not isinstance(is_map, bool):
+            raise self.fail(f"map must be True or False, got {is_map!r}", node_id)
+        if not is_map:
+            for option in ("max_concurrency", "completion"):
+                if option in options:
+                    raise self.fail(f"{option!r} is only valid with 'map': True", node_id)
+            return False, None, None
+        if edges[1] is not None:
+            raise self.fail(
+                "a map node cannot branch: its next must be a node id or a list of node ids",
+                node_id,
+            )
+        limit = options.get("max_concurrency")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise self.fail(f"max_concurrency must be a whole number >= 1, got {limit!r}", node_id)
+        completion = options.get("completion")
+        if completion is not None and not isinstance(completion, Completion):
+            raise self.fail(
+                f"completion must be a lambda_flow.Completion, got {completion!r}", node_id
+            )
+        return True, limit, completion
 
     def _retries(self, node_id: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

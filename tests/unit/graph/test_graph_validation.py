@@ -92,7 +92,7 @@ def _unregistered(data: Any) -> Any:
         pytest.param(
             {"a": "f"}, {"a": {"nxt": "a"}}, "a",
             "graph 'g1', node 'a': unknown option 'nxt'; options are next, input, retries, "
-            "retry_delay, on_error",
+            "retry_delay, on_error, map, max_concurrency, completion",
             id="unknown option",
         ),
         pytest.param(
