@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import callbacks, compare, inline_steps, remote_steps
+from . import callbacks, compare, inline_steps, map_scale, remote_steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,12 @@ BENCHMARKS = {
         description=callbacks.__doc__ or callbacks.SUMMARY,
         add_arguments=callbacks.add_arguments,
         run=callbacks.run,
+    ),
+    "map-scale": Benchmark(
+        summary=map_scale.SUMMARY,
+        description=map_scale.__doc__ or map_scale.SUMMARY,
+        add_arguments=map_scale.add_arguments,
+        run=map_scale.run,
     ),
 }
 DEFAULT = "inline-steps"
