@@ -28,6 +28,7 @@ SCENARIO_NAMES = (
     "racing_backlog",
     "postgres_restart",
     "poison",
+    "children",
     "http_fuzz",
 )
 

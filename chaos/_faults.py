@@ -33,6 +33,7 @@ STORE_METHODS = (
     "find_stuck",
     "create_run",
     "resume",
+    "start_child",
 )
 """Store calls a kill point may name."""
 QUEUE_METHODS = ("enqueue_run", "enqueue_steps", "wake_at")

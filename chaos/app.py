@@ -475,6 +475,68 @@ async def webhook(wf: WorkflowContext, data: WebhookIn) -> dict[str, Any]:
             "ready": ready}  # fmt: skip
 
 
+# -- issue 13: a child workflow and a map -------------------------------------------------------
+MAP_CONCURRENCY = 2
+"""The most items of :func:`compose`'s map in flight at once."""
+CHILD_STEP = "Provision"
+""":func:`compose`'s child step (the child run's ``parent_step``)."""
+MAP_STEP = "Items"
+""":func:`compose`'s map step: its items are keyed ``Items/<index>``."""
+
+
+@flow.function(retry=POLICY)
+def map_work(item: Item) -> int:
+    """A map item (an RPC step; the map's items take their function's retry policy, so a
+    worker killed mid-item costs an attempt, not the item)."""
+    with _recorder.execution():
+        if item.pause_ms:
+            time.sleep(item.pause_ms / 1000)
+        return work_value(item.value)
+
+
+class ProvisionIn(BaseModel):
+    """Input of :func:`provision`."""
+
+    seed: int
+    pause_ms: int = Field(default=0, ge=0, le=3000)
+
+
+@flow.workflow
+async def provision(wf: WorkflowContext, data: ProvisionIn) -> int:
+    """The child: two RPC steps (the second's worker usually ends the child, and wakes its
+    parent)."""
+    created: int = await wf.do(
+        "Create", "work", Item(value=data.seed, pause_ms=data.pause_ms), retries=RETRIES
+    )
+    configured: int = await wf.do("Configure", "work", Item(value=created), retries=RETRIES)
+    return configured
+
+
+class ComposeIn(BaseModel):
+    """Input of :func:`compose`."""
+
+    seed: int
+    items: int = Field(default=5, ge=1, le=12)
+    pause_ms: int = Field(default=0, ge=0, le=3000)
+
+
+@flow.workflow
+async def compose(wf: WorkflowContext, data: ComposeIn) -> dict[str, Any]:
+    """Issue 13's primitives: a child run started first (it runs while the parent maps, and its
+    end wakes the parent), a map with ``max_concurrency`` over RPC items, then the child's
+    result and a last RPC step."""
+    child = await wf.start_child(
+        CHILD_STEP, provision, {"seed": data.seed, "pause_ms": data.pause_ms}
+    )
+    items = [{"value": data.seed + i, "pause_ms": data.pause_ms} for i in range(data.items)]
+    batch = await wf.map(MAP_STEP, items, "map_work", max_concurrency=MAP_CONCURRENCY)
+    workspace: int = await child.result()
+    mapped = [int(r) if r is not None else None for r in batch.results]
+    total = workspace + sum(r for r in mapped if r is not None)
+    final: int = await wf.do("Report", "work", Item(value=total), retries=RETRIES)
+    return {"workspace": workspace, "items": mapped, "final": final}
+
+
 # -- what each run must come to --------------------------------------------------------------------
 def _expected_chain(data: dict[str, Any]) -> dict[str, int]:
     a = work_value(int(data["seed"]))
@@ -510,6 +572,17 @@ def _expected_webhook(data: dict[str, Any]) -> dict[str, Any]:
             "shipped": shipped, "ready": {"n": POLLS, "v": shipped}}  # fmt: skip
 
 
+def _expected_compose(data: dict[str, Any]) -> dict[str, Any]:
+    seed = int(data["seed"])
+    workspace = work_value(work_value(seed))
+    items = [work_value(seed + i) for i in range(int(data.get("items", 5)))]
+    return {"workspace": workspace, "items": items, "final": work_value(workspace + sum(items))}
+
+
+def _expected_provision(data: dict[str, Any]) -> int:
+    return work_value(work_value(int(data["seed"])))
+
+
 EXPECTED: dict[str, Callable[[dict[str, Any]], Any]] = {
     "chain": _expected_chain,
     "fanout": _expected_fanout,
@@ -517,6 +590,8 @@ EXPECTED: dict[str, Callable[[dict[str, Any]], Any]] = {
     "approval": _expected_approval,
     "opener": _expected_opener,
     "webhook": _expected_webhook,
+    "compose": _expected_compose,
+    "provision": _expected_provision,
 }
 """Workflows that must complete, and their output for an input."""
 POISONED = frozenset({"poison", "poison_inline"})

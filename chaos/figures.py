@@ -20,6 +20,12 @@ A run is audited against :func:`chaos.app.expected` and the execution log of its
 - **bad callback answers**: completions over HTTP answered otherwise than the contract says (a
   repeat must answer as the first did, another payload or a completion after the run was
   cancelled 409);
+- **children lost**: runs of :func:`chaos.app.compose` whose child run is missing, or did not
+  complete with the expected output while its parent completed, or whose waiting step did not
+  get the child's output (a child's end not handed to its parent);
+- **children started twice**: child runs beyond one per parent step;
+- **map items run twice**: executions of a map item that began after the engine had committed
+  it, and map items of a completed run without exactly one succeeded attempt;
 - **5xx**: API answers 500-599 (a 503 with ``Retry-After`` aside) and requests left without
   an answer.
 """
@@ -34,7 +40,7 @@ from typing import Any
 
 from psycopg import sql
 
-from chaos.app import effects_schema, expected
+from chaos.app import CHILD_STEP, MAP_STEP, effects_schema, expected
 from chaos.cluster import connect
 
 TARGET_EXTRA_PER_RUN = 0.2
@@ -64,6 +70,9 @@ class Figures:
     once_reruns: int = 0
     cleanup_wrong: int = 0
     callback_wrong: int = 0
+    children_lost: int = 0
+    children_twice: int = 0
+    map_reruns: int = 0
     extra_orchestrator: int = 0
     backlog_runs: int = 0
     """Runs of the backlog measurement (0: not measured in this scenario)."""
@@ -88,6 +97,9 @@ class Figures:
                 ("at-most-once re-runs", self.once_reruns),
                 ("cleanup not once", self.cleanup_wrong),
                 ("bad callback answers", self.callback_wrong),
+                ("children lost", self.children_lost),
+                ("children started twice", self.children_twice),
+                ("map items run twice", self.map_reruns),
                 ("5xx", self.server_errors),
             )
             if value
@@ -110,6 +122,9 @@ class Figures:
             "once_reruns",
             "cleanup_wrong",
             "callback_wrong",
+            "children_lost",
+            "children_twice",
+            "map_reruns",
             "extra_orchestrator",
             "backlog_runs",
             "server_errors",
@@ -274,6 +289,111 @@ def _cleanup_wrong(
     return len(wrong), notes + wrong[:3]
 
 
+def _children(
+    database_url: str, schema: str, runs: Mapping[str, StartedRun], states: Mapping[str, RunState]
+) -> tuple[int, int, list[str]]:
+    """Children lost and children started twice, over the runs of ``compose``."""
+    parents = [r for r, run in runs.items() if run.workflow == "compose"]
+    if not parents:
+        return 0, 0, []
+    engine = sql.Identifier(schema)
+    with connect(database_url) as conn:
+        children = conn.execute(
+            sql.SQL(
+                "SELECT parent_id::text, parent_step, status, output, input FROM {}.runs"
+                " WHERE parent_id = ANY(%s::uuid[])"
+            ).format(engine),
+            [parents],
+        ).fetchall()
+        handed = dict(
+            conn.execute(
+                sql.SQL(
+                    "SELECT run_id::text, result FROM {}.steps WHERE run_id = ANY(%s::uuid[])"
+                    " AND step_key = %s AND kind = 'child' AND status = 'succeeded'"
+                ).format(engine),
+                [parents, CHILD_STEP],
+            ).fetchall()
+        )
+    by_parent: dict[str, list[tuple[Any, ...]]] = {}
+    for row in children:
+        by_parent.setdefault(row[0], []).append(tuple(row))
+    lost: list[str] = []
+    twice: list[str] = []
+    for parent in parents:
+        mine = by_parent.get(parent, [])
+        state = states.get(parent)
+        if len(mine) > 1:
+            twice.append(f"run {parent}: {len(mine)} child runs")
+        if not mine:
+            if state is not None and state.status == "completed":
+                lost.append(f"run {parent}: completed without a child run")
+            continue
+        _, step, status, output, data = mine[0]
+        want = expected("provision", data)[1]
+        if state is None or state.status != "completed":
+            continue  # the parent's own verdict (lost, stuck) says it
+        if step != CHILD_STEP or status != "completed" or not _same(output, want):
+            lost.append(f"run {parent}: child {step} {status} output {output}, want {want}")
+        elif parent not in handed or not _same(handed[parent], want):
+            lost.append(f"run {parent}: its child's output never reached its step")
+    notes = [f"compose runs: {len(parents)}, child runs: {len(children)}"]
+    return (
+        len(lost),
+        sum(len(by_parent[p]) - 1 for p in by_parent if len(by_parent[p]) > 1),
+        (notes + lost[:3] + twice[:3]),
+    )
+
+
+def _map_reruns(
+    database_url: str, schema: str, runs: Mapping[str, StartedRun], states: Mapping[str, RunState]
+) -> tuple[int, list[str]]:
+    """Map items re-run after their commit, or not succeeded exactly once in a completed run."""
+    parents = [
+        r
+        for r, run in runs.items()
+        if run.workflow == "compose"
+        and (s := states.get(r)) is not None
+        and s.status == "completed"
+    ]
+    if not any(run.workflow == "compose" for run in runs.values()):
+        return 0, []
+    fx, engine = sql.Identifier(effects_schema(schema)), sql.Identifier(schema)
+    pattern = f"{MAP_STEP}/%"
+    with connect(database_url) as conn:
+        rerun = conn.execute(
+            sql.SQL(
+                "SELECT run_id::text, step_key, attempt FROM {}.executions"
+                " WHERE committed_before AND step_key LIKE %s"
+            ).format(fx),
+            [pattern],
+        ).fetchall()
+        succeeded = conn.execute(
+            sql.SQL(
+                "SELECT run_id::text, step_key, count(*) FILTER (WHERE status = 'succeeded')"
+                " FROM {}.step_attempts WHERE run_id = ANY(%s::uuid[]) AND step_key LIKE %s"
+                " GROUP BY 1, 2"
+            ).format(engine),
+            [parents, pattern],
+        ).fetchall()
+        executed = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}.executions WHERE step_key LIKE %s").format(fx),
+            [pattern],
+        ).fetchone()
+    items = {r: int(runs[r].input.get("items", 5)) for r in parents}
+    per_run: Counter[str] = Counter()
+    wrong = [f"{r[1]!r} of run {r[0]}: {r[2]} succeeded attempts" for r in succeeded if r[2] != 1]
+    for run_id, _, count in succeeded:
+        per_run[run_id] += count == 1
+    missing = [f"run {r}: {per_run[r]} of {n} items succeeded" for r, n in items.items()
+               if per_run[r] != n]  # fmt: skip
+    notes = [
+        f"map item executions logged: {int(executed[0]) if executed else 0} over"
+        f" {sum(items.values())} items of {len(items)} completed runs"
+    ]
+    notes += [f"map item {r[1]!r} attempt {r[2]} of run {r[0]} re-run" for r in rerun[:3]]
+    return len(rerun) + len(wrong) + len(missing), notes + wrong[:3] + missing[:3]
+
+
 def audit(figures: Figures, database_url: str, schema: str, runs: Mapping[str, StartedRun]) -> None:
     """Fill ``figures`` from the store and the execution log (runs, lost, wrong, re-runs)."""
     states = load_runs(database_url, schema, runs)
@@ -302,7 +422,12 @@ def audit(figures: Figures, database_url: str, schema: str, runs: Mapping[str, S
     figures.once_reruns += once
     cleanup, cleanup_notes = _cleanup_wrong(database_url, schema, runs, states)
     figures.cleanup_wrong += cleanup
-    figures.notes += once_notes + cleanup_notes
+    lost_children, twice, child_notes = _children(database_url, schema, runs, states)
+    figures.children_lost += lost_children
+    figures.children_twice += twice
+    map_reruns, map_notes = _map_reruns(database_url, schema, runs, states)
+    figures.map_reruns += map_reruns
+    figures.notes += once_notes + cleanup_notes + child_notes + map_notes
     for verdict, runs_described in sorted(examples.items()):
         figures.notes.append(
             f"{verdict}: {len(runs_described)} e.g. " + "; ".join(runs_described[:2])
@@ -335,6 +460,9 @@ COLUMNS = (
     ("once_reruns", "at-most-once re-runs", "0"),
     ("cleanup_wrong", "cleanup not once", "0"),
     ("callback_wrong", "bad callback answers", "0"),
+    ("children_lost", "children lost", "0"),
+    ("children_twice", "children started twice", "0"),
+    ("map_reruns", "map items run twice", "0"),
     ("extra", "extra orch. msgs/run", "<= 0.2"),
     ("server_errors", "5xx", "0"),
     ("seconds", "seconds", ""),

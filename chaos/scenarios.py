@@ -42,6 +42,10 @@ class Sizes:
     poison_healthy_runs: int = 10
     poison_runs: int = 2
     fuzz_examples: int = 20
+    child_kill_nth: tuple[int, ...] = (2,)
+    """Which call of each method the kills of the children scenario hit."""
+    child_random_seconds: float = 15.0
+    child_runs: int = 24
     recovery_bound: float = 60.0
 
 
@@ -59,6 +63,9 @@ FULL = Sizes(
     poison_healthy_runs=30,
     poison_runs=4,
     fuzz_examples=100,
+    child_kill_nth=(1, 3),
+    child_random_seconds=60.0,
+    child_runs=80,
     recovery_bound=90.0,
 )
 
@@ -80,7 +87,9 @@ class Suite:
 # -- (a) a SIGKILL at every store and queue call --------------------------------------------------
 def _reachable_points(stage: Stage) -> list[str]:
     """``role:method`` of every store, queue and delete call the handlers make (traced)."""
-    tracer = stage.fleet.spawn("runtime", extra={"CHAOS_TRACE": "1"}, keep_alive=False)
+    # Kept alive (and so the only runtime): recover() would otherwise start a healthy runtime
+    # that may take every message while the tracer is still starting, tracing nothing.
+    tracer = stage.fleet.spawn("runtime", extra={"CHAOS_TRACE": "1"})
     stage.start_mixed(7)
     stage.recover(stage.timing.lease_ttl * 10)
     stage.fleet.retire(tracer)
@@ -91,17 +100,20 @@ def _reachable_points(stage: Stage) -> list[str]:
     )
 
 
-def _kill_batch(stage: Stage, points: list[KillPoint], limit: float) -> None:
-    """Victims with one point each take runs (fed all along) until each died or ``limit``
-    passed; then a healthy runtime recovers what they left."""
-    stage.start_mixed(len(points) * 2)
+def _kill_batch(
+    stage: Stage, points: list[KillPoint], limit: float, feed: Callable[[int], None] | None = None
+) -> None:
+    """Victims with one point each take runs (fed all along, by ``feed`` or the mix) until each
+    died or ``limit`` passed; then a healthy runtime recovers what they left."""
+    feed = feed or stage.start_mixed
+    feed(len(points) * 2)
     victims = [
         stage.fleet.spawn("runtime", extra={"CHAOS_KILL_AT": str(p)}, keep_alive=False)
         for p in points
     ]
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and any(v.alive for v in victims):
-        stage.start_mixed(1)
+        feed(1)
         stage.wait(1.0)
     for victim in victims:
         if victim.alive:
@@ -323,6 +335,61 @@ def poison(suite: Suite) -> Figures:
     return figures
 
 
+# -- (h) child workflows and a map, killed at a child's end and mid-map --------------------------
+CHILD_POINTS = (
+    ("orchestrator", "start_child"),  # the parent's statement recording and creating its child
+    ("orchestrator", "enqueue_run"),  # the child's start message (or a parent's wake-up)
+    ("orchestrator", "finish_pass"),  # a parent's pass that scheduled map items, a child's end
+    ("step_worker", "complete_step"),  # a map item's or a child step's result
+    ("step_worker", "finish_pass"),  # the child's last pass (its end hands over to its parent)
+    ("step_worker", "enqueue_run"),  # the parent's wake-up after its child's end
+    ("step_worker", "write_steps"),  # a pass scheduling the next map items
+)
+"""The calls a child's life and a map go through, killed before and after."""
+
+
+def children(suite: Suite) -> Figures:
+    """(h) Runs of ``compose`` (a child workflow of two RPC steps running while its parent maps
+    RPC items two at a time): SIGKILL before and after each call of :data:`CHILD_POINTS` (a
+    victim process per point), then random SIGKILLs of runtimes and the sweeper under load."""
+    sizes = suite.sizes
+    with suite.stage("children") as stage:
+        stage.fleet.spawn("sweeper")
+
+        def feed(count: int) -> None:
+            stage.start_many("compose", count, pause_ms=stage.rng.randrange(0, 400))
+
+        points = [
+            KillPoint(role, method, when, nth)
+            for role, method in CHILD_POINTS
+            for when in ("before", "after")
+            for nth in sizes.child_kill_nth
+        ]
+        size = suite.sizes.victims_per_batch
+        for start in range(0, len(points), size):
+            _kill_batch(stage, points[start : start + size], limit=20.0, feed=feed)
+        killed = stage.kills()
+        for _ in range(3):
+            stage.fleet.spawn("runtime")
+        kills = 0
+        deadline = time.monotonic() + sizes.child_random_seconds
+        while time.monotonic() < deadline:
+            if len(stage.runs) < sizes.child_runs + len(killed) * 2:
+                feed(2)
+            targets = stage.fleet.of_role("runtime") + stage.fleet.of_role("sweeper")
+            stage.fleet.signal(stage.rng.choice(targets), signal.SIGKILL)
+            kills += 1
+            stage.wait(stage.rng.uniform(0.8, 2.0))
+        stage.recover(sizes.recovery_bound)
+        missed = sorted({str(p) for p in points} - set(killed))
+        figures = stage.conclude(trials=len(killed) + kills)
+        figures.notes.insert(0, f"{len(killed)} kill points hit, then {kills} random kills")
+        if missed:
+            figures.notes.append(f"points not reached: {', '.join(missed)}")
+        figures.notes.append(f"workers restarted: {stage.fleet.restarts}")
+    return figures
+
+
 Scenario = Callable[[Suite], Figures]
 SCENARIOS: dict[str, Scenario] = {
     "kill_points": kill_points,
@@ -332,5 +399,6 @@ SCENARIOS: dict[str, Scenario] = {
     "racing_backlog": racing_backlog,
     "postgres_restart": postgres_restart,
     "poison": poison,
+    "children": children,
 }
 """Every scenario but the HTTP fuzzing (:mod:`chaos.fuzz`), in the order they run."""

@@ -44,6 +44,7 @@ MIX = (
     "opener",
     "webhook",
     "webhook",
+    "compose",
 )
 """Workflows the load draws from (chain most often)."""
 
@@ -269,6 +270,8 @@ class Stage:
             return {"seed": seed, "width": self.rng.randrange(2, 7), "pause_ms": pause_ms}
         if workflow == "race":
             return {"seed": seed, "nap": "2s"}
+        if workflow == "compose":
+            return {"seed": seed, "items": self.rng.randrange(3, 8), "pause_ms": pause_ms}
         if workflow == "webhook":
             return {
                 "seed": seed,
@@ -286,6 +289,11 @@ class Stage:
             else:
                 self.runs[run_id] = StartedRun(run_id, workflow, data)
         return run_id
+
+    def start_many(self, workflow: str, count: int, *, pause_ms: int = 0) -> None:
+        """Start ``count`` runs of ``workflow``."""
+        for _ in range(count):
+            self.start(workflow, self.inputs(workflow, pause_ms=pause_ms))
 
     def start_mixed_one(self, *, pause_ms: int = 0) -> str | None:
         """Start one run drawn from :data:`MIX`; its id."""
