@@ -7,7 +7,15 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import callbacks, compare, inline_steps, map_scale, remote_steps
+from . import (
+    callbacks,
+    cold_start,
+    compare,
+    history_scale,
+    inline_steps,
+    map_scale,
+    remote_steps,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,18 @@ BENCHMARKS = {
         description=map_scale.__doc__ or map_scale.SUMMARY,
         add_arguments=map_scale.add_arguments,
         run=map_scale.run,
+    ),
+    "cold-start": Benchmark(
+        summary=cold_start.SUMMARY,
+        description=cold_start.__doc__ or cold_start.SUMMARY,
+        add_arguments=cold_start.add_arguments,
+        run=cold_start.run,
+    ),
+    "history-scale": Benchmark(
+        summary=history_scale.SUMMARY,
+        description=history_scale.__doc__ or history_scale.SUMMARY,
+        add_arguments=history_scale.add_arguments,
+        run=history_scale.run,
     ),
 }
 DEFAULT = "inline-steps"

@@ -1,5 +1,7 @@
 """lambda-flow: durable workflows in plain ``async def`` Python, on Postgres and AWS Lambda."""
 
+from typing import TYPE_CHECKING, Any
+
 from .core import (
     AccessRequest,
     BatchFailed,
@@ -54,9 +56,31 @@ from .engine import (
     WorkflowContext,
     current_step,
 )
-from .graph import Flow, GraphDefinitionError, GraphInputError, branch, ref
 from .service import WorkflowService
 from .store.postgres import PostgresStore
+
+if TYPE_CHECKING:
+    from .graph import Flow, GraphDefinitionError, GraphInputError, branch, ref
+
+# Graph workflows are imported on first use of one of these names (``from lambda_flow import
+# Flow`` included), not with the package: the Lambda handlers import ``lambda_flow`` before the
+# app and need none of them.
+_GRAPH_NAMES = frozenset({"Flow", "GraphDefinitionError", "GraphInputError", "branch", "ref"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _GRAPH_NAMES:
+        from . import graph
+
+        value = getattr(graph, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "AccessRequest",

@@ -28,6 +28,10 @@ ENV_ALLOW_ANONYMOUS = "LAMBDA_FLOW_ALLOW_ANONYMOUS"
 """``true`` to serve callers API Gateway did not authenticate (default ``false``)."""
 ENV_TRIGGER_WORKFLOW = "LAMBDA_FLOW_TRIGGER_WORKFLOW"
 """The workflow a queue or schedule trigger function starts."""
+ENV_RETENTION_DAYS = "LAMBDA_FLOW_RETENTION_DAYS"
+"""The sweeper deletes finished runs that ended more than this many days ago (``0``, the
+default: never). The template's ``RetentionDays``."""
+MAX_RETENTION_DAYS = 36_500
 
 
 def trigger_workflow(env: Mapping[str, str] | None = None) -> str:
@@ -74,6 +78,8 @@ class AwsSettings:
     """How long a step worker's claim on a step lasts before another may take it."""
     allow_anonymous: bool = False
     """Serve API callers API Gateway did not authenticate (local use only)."""
+    retention_days: int = 0
+    """The sweeper deletes finished runs that ended more than this many days ago; 0: never."""
 
     @classmethod
     def load(
@@ -155,6 +161,7 @@ class AwsSettings:
             allow_anonymous=_yes_no(
                 ENV_ALLOW_ANONYMOUS, get(ENV_ALLOW_ANONYMOUS, "allow_anonymous")
             ),
+            retention_days=_retention_days(get(ENV_RETENTION_DAYS, "retention_days")),
         )
 
 
@@ -168,6 +175,24 @@ def _positive_int(name: str, value: str | None, default: int) -> int:
     if number <= 0:
         raise ConfigurationError(f"{name} must be positive, got {number}")
     return number
+
+
+def _retention_days(value: str | None) -> int:
+    if value is None:
+        return 0
+    try:
+        days = int(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{ENV_RETENTION_DAYS} must be a whole number of days (0: keep runs forever), "
+            f"got {value!r}"
+        ) from None
+    if not 0 <= days <= MAX_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"{ENV_RETENTION_DAYS} must be between 0 (keep runs forever) and "
+            f"{MAX_RETENTION_DAYS} days, got {days}"
+        )
+    return days
 
 
 def _yes_no(name: str, value: str | None) -> bool:
@@ -188,9 +213,9 @@ def database_url_from_secret(secret_arn: str, *, client: Any = None) -> str:
     from psycopg.conninfo import make_conninfo
 
     if client is None:
-        import boto3
+        from ..transport._aws import aws_client
 
-        client = boto3.client("secretsmanager")
+        client = aws_client("secretsmanager")
     try:
         raw = client.get_secret_value(SecretId=secret_arn)["SecretString"]
         secret = json.loads(raw)

@@ -14,6 +14,7 @@ from ..core import Clock
 from ..engine import Flow, Observer, load_flow
 from ..service import WorkflowService
 from ..store.postgres import PostgresStore
+from ..transport._aws import aws_client, reset_aws_session
 from ..transport.scheduler import WakeupScheduler
 from ..transport.sqs import SqsJobQueue
 from .config import AwsSettings, database_url_from_secret
@@ -79,9 +80,7 @@ def get_runtime(
     queue = None
     if settings.orchestrator_queue_url and settings.step_queue_url:
         if sqs_client is None:
-            import boto3
-
-            sqs_client = boto3.client("sqs")
+            sqs_client = aws_client("sqs")
         scheduler = None
         if settings.schedule_group and settings.scheduler_role_arn:
             scheduler = WakeupScheduler(
@@ -112,3 +111,4 @@ def reset_runtimes() -> None:
     for runtime in _runtimes.values():
         runtime.store.close()
     _runtimes.clear()
+    reset_aws_session()

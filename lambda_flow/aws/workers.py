@@ -1,13 +1,13 @@
 """SQS batch handlers: the orchestrator, the step worker, and starting workflows from a queue.
 
-Each record is handled on its own with powertools' ``BatchProcessor``; a failing record (a
-malformed body, an unknown run, a database error) is reported in ``batchItemFailures`` and only
-it comes back. On the queue's last receive (``LAMBDA_FLOW_MAX_RECEIVES``, matching the redrive
-policy's ``maxReceiveCount``) a failing message that is the engine's own message for a run's
-current work (a pass of a running run, the step attempt now scheduled or running) fails that run
-with the reason, so the run shows why its message went to the dead-letter queue. Any other
-message (junk, a stale attempt, a body that merely names a run) goes to the DLQ alone and leaves
-the run as it is.
+Each record is handled on its own (``_sqs_batch``); a failing record (a malformed body, an
+unknown run, a database error) is reported in ``batchItemFailures`` and only it comes back. On
+the queue's last receive (``LAMBDA_FLOW_MAX_RECEIVES``, matching the redrive policy's
+``maxReceiveCount``) a failing message that is the engine's own message for a run's current work
+(a pass of a running run, the step attempt now scheduled or running) fails that run with the
+reason, so the run shows why its message went to the dead-letter queue. Any other message (junk,
+a stale attempt, a body that merely names a run) goes to the DLQ alone and leaves the run as it
+is.
 """
 
 from __future__ import annotations
@@ -16,13 +16,6 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..core import (
     ErrorInfo,
@@ -36,6 +29,7 @@ from ..core import (
 from ..service import WorkflowService
 from ..transport.base import message_run_id, parse_run_message, parse_step_message
 from ..worker import Dispatcher, JobResult, SweepReport
+from ._sqs_batch import SQSRecord, process_partial_response
 
 logger = logging.getLogger("lambda_flow")
 
@@ -112,9 +106,6 @@ def _batch_handler(
     With ``current_work``, the messages are engine jobs (not workflow input): a message's last
     failure fails the run it is the current work of.
     """
-    # A batch whose every record fails is reported record by record too, not raised: the
-    # event source mapping then retries exactly those, and the function does not count an error.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def record_handler(record: SQSRecord) -> None:
         try:
@@ -129,11 +120,9 @@ def _batch_handler(
             raise
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return dict(
-            process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
-            )
-        )
+        # A batch whose every record fails is reported record by record too, not raised: the
+        # event source mapping then retries exactly those, and the function counts no error.
+        return dict(process_partial_response(event, record_handler))
 
     return handler
 
@@ -172,13 +161,31 @@ def step_worker_handler(
     return _batch_handler(handle, service, max_receives, current_work=_current_step)
 
 
-def sweeper(service: WorkflowService) -> Callable[[], SweepReport]:
+RETENTION_BATCHES = 5
+"""Retention batches one sweep deletes at most, so a sweep stays short."""
+RETENTION_BATCH_SIZE = 500
+"""Finished runs per retention batch (one short statement each)."""
+
+
+def sweeper(service: WorkflowService, *, retention_days: int = 0) -> Callable[[], SweepReport]:
     """What the sweeper function does on each tick of its schedule.
 
     It re-drives due timers, expired leases, results no pass has seen, step jobs never sent and
-    runs that lost their way.
+    runs that lost their way. With ``retention_days`` (``LAMBDA_FLOW_RETENTION_DAYS``), it also
+    deletes finished runs that ended more than that many days ago, at most
+    ``RETENTION_BATCHES`` x ``RETENTION_BATCH_SIZE`` a sweep; running and suspended runs never.
     """
-    return Dispatcher(service).sweep
+    dispatcher = Dispatcher(service)
+    retention = timedelta(days=retention_days) if retention_days > 0 else None
+
+    def sweep() -> SweepReport:
+        return dispatcher.sweep(
+            retention=retention,
+            retention_batches=RETENTION_BATCHES,
+            retention_batch_size=RETENTION_BATCH_SIZE,
+        )
+
+    return sweep
 
 
 def queue_trigger_handler(

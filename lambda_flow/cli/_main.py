@@ -9,7 +9,8 @@ Exit codes: 0 done; 1 the run failed (``start``, ``demo``, ``resume``) or the da
 be reached; 2 bad usage or input (one ``error: ...`` line on stderr, nothing written).
 
 This module assembles the parser and runs a command; each command group lives in its own
-module (``_runs``, ``_histories``, ``_graph``, ``_dev``, ``_demo``) over the ``_session``.
+module (``_runs``, ``_histories``, ``_graph``, ``_dev``, ``_demo``, ``_gc``...) over the
+``_session``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ._db import add_db
 from ._demo import add_demo
 from ._dev import add_dev, add_invoke
 from ._fork import add_fork
+from ._gc import add_gc
 from ._graph import add_graph
 from ._histories import add_export, add_replay
 from ._init import add_init
@@ -71,6 +73,7 @@ _COMMANDS: tuple[Callable[[AddCommand], None], ...] = (
     add_replay,
     add_cancel,
     add_fork,
+    add_gc,
     add_db,
 )
 """Every command, in the order ``lambda-flow --help`` lists them."""

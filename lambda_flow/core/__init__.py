@@ -11,12 +11,14 @@ from ._codec import (
     ANY_CODEC,
     MAX_INPUT_BYTES,
     Codec,
+    RawJson,
     SchemaMode,
     check_input,
     check_storable,
     codec_for,
     json_schemas,
     json_size,
+    plain,
     resolve_hints,
 )
 from ._config import (
@@ -79,7 +81,7 @@ from ._models import (
     StepKind,
     StepStatus,
 )
-from ._sync import run_sync
+from ._sync import run_on_thread_loop, run_sync
 from ._views import RunPage, RunSummary, WorkflowInfo
 
 __all__ = [
@@ -122,6 +124,7 @@ __all__ = [
     "NonDeterminismError",
     "NonRetryableError",
     "PendingItem",
+    "RawJson",
     "Run",
     "RunCancelled",
     "RunDeadlineExceeded",
@@ -152,7 +155,9 @@ __all__ = [
     "json_schemas",
     "json_size",
     "parse_duration",
+    "plain",
     "resolve_hints",
+    "run_on_thread_loop",
     "run_sync",
     "setting",
 ]

@@ -42,6 +42,37 @@ SchemaMode = Literal["validation", "serialization"]
 K = TypeVar("K", bound=Hashable)
 
 
+class RawJson:
+    """A JSON document already serialized (UTF-8 bytes): a step result on its way to the store.
+
+    A step worker serializes its function's result once, straight to bytes, stores those bytes
+    as they are, and the pass that follows decodes them once into the workflow's typed value:
+    no JSON-safe copy of the result in between (issue 14's memory bound).
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"RawJson({len(self.data)} bytes)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawJson) and other.data == self.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def loads(self) -> Any:
+        """The document as plain JSON data."""
+        return json.loads(self.data)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON data (a :class:`RawJson` decoded, anything else as it is)."""
+    return value.loads() if isinstance(value, RawJson) else value
+
+
 class Codec:
     """Validates values against one annotation and converts them to and from JSON-safe data.
 
@@ -73,8 +104,14 @@ class Codec:
         """JSON-safe data for ``value`` (models become dicts, datetimes ISO strings)."""
         return self._adapter.dump_python(value, mode="json")
 
+    def dump_json(self, value: Any) -> RawJson:
+        """``value`` serialized once, straight to JSON bytes (as :meth:`dump` then JSON)."""
+        return RawJson(self._adapter.dump_json(value))
+
     def load(self, data: Any) -> Any:
-        """The typed value for stored JSON data."""
+        """The typed value for stored JSON data (or for a :class:`RawJson` document)."""
+        if isinstance(data, RawJson):
+            return data.loads() if self.is_any else self._adapter.validate_json(data.data)
         if self.is_any:
             return data
         return self._adapter.validate_python(data)

@@ -14,7 +14,7 @@ from ._callback import Callback
 from ._child import ChildRun
 from ._context import StepInfo, WorkflowContext, current_step, running_step
 from ._driver import Driver
-from ._engine import Engine
+from ._engine import Chain, Engine
 from ._flow import Flow, FunctionDef, WorkflowDef
 from ._history import FORMAT, export_run, replay_history
 from ._observe import LoggingObserver, Observer, run_fields, step_fields
@@ -26,6 +26,7 @@ __all__ = [
     "FORMAT",
     "BatchResult",
     "Callback",
+    "Chain",
     "ChildRun",
     "Completion",
     "Driver",

@@ -27,6 +27,7 @@ from ..core import (
     StepFailed,
     StepKind,
     StepStatus,
+    plain,
 )
 from ..store.base import BatchPlan, StepRecord
 from ._retry import step_policy
@@ -326,6 +327,7 @@ class _ChainedBatch:
         from ._context import scope_prefix  # _context imports this module
 
         self.step_name = scope_prefix.get() + name  # as a scope step's name
+        self._indexes: dict[str, int] = {}
 
     async def run(self, key: str) -> dict[str, Any]:
         orchestration = self.orchestration
@@ -343,10 +345,11 @@ class _ChainedBatch:
                 for r in records[:started]
             ):
                 return self._outcome(key, records, started)
-        # Unfinished (or finished after this pass loaded its steps: another pass follows).
+            # Finished after this pass read its steps: the pass that follows reads them again.
+            orchestration.note_changed()
         orchestration.deliver_cancel()
         await orchestration.wait_for_items(
-            [r for r in records if r is not None], self._retry_spec(), key=key
+            [r for r in records if r is not None], self._retry_spec, key=key
         )
         raise AssertionError("unreachable")  # pragma: no cover - parks for good
 
@@ -365,12 +368,17 @@ class _ChainedBatch:
         )  # fmt: skip
         await orchestration.start_chained(plan, self.step_name)
 
-    def _retry_spec(self) -> Any:
+    def _retry_spec(self, record: StepRecord) -> Any:
+        """What an item waiting for a retry runs next (its input as the plan holds it)."""
         from ._replay import StepSpec
 
+        if not self._indexes:
+            self._indexes = {name: i for i, name in enumerate(self.names)}
+        index = self._indexes[record.name]
         return StepSpec(
             kind=StepKind.RPC, target=self.function.name, codec=self.function.output,
-            input=None, retry=self.policy, function=self.function, call=None,
+            input=ANY_CODEC.dump(self.items[index]), retry=self.policy, function=self.function,
+            call=None,
         )  # fmt: skip
 
     def _outcome(self, key: str, records: list[StepRecord | None], started: int) -> dict[str, Any]:
@@ -381,7 +389,7 @@ class _ChainedBatch:
             if record is None:  # pragma: no cover - checked by run()
                 continue
             if record.status is StepStatus.SUCCEEDED:
-                results[index] = record.result
+                results[index] = plain(record.result)  # as stored (a worker's may be raw)
             else:
                 error = record.error or ErrorInfo(type="Error", message="unknown failure")
                 errors[index] = ErrorInfo(

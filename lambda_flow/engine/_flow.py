@@ -23,6 +23,7 @@ from ..core import (
     FunctionNotFound,
     InvalidOption,
     LambdaFlowError,
+    RawJson,
     WorkflowNotFound,
     codec_for,
     resolve_hints,
@@ -90,11 +91,21 @@ class FunctionDef:
 
         A sync function runs in a worker thread (:func:`call_sync`).
         """
+        return self.output.dump(await self._call(data))
+
+    async def invoke_json(self, data: Any) -> RawJson:
+        """:meth:`invoke`, its result serialized once to JSON bytes (for a step worker).
+
+        The function's own result is released as soon as it is serialized.
+        """
+        return self.output.dump_json(await self._call(data))
+
+    async def _call(self, data: Any) -> Any:
         args = (self.input.validate(data, f"function {self.name!r}"),) if self.takes_data else ()
         result = self.fn(*args) if self.is_async else await call_sync(self.fn, *args)
         if inspect.isawaitable(result):
             result = await result
-        return self.output.dump(result)
+        return result
 
 
 @dataclass(frozen=True, slots=True)

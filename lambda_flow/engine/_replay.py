@@ -57,7 +57,15 @@ from ..core import (
     parse_duration,
     resolve_hints,
 )
-from ..store.base import BatchPlan, ChildStart, LeasedRun, RunOutcome, StepRecord, StepWrite
+from ..store.base import (
+    BatchPlan,
+    ChildStart,
+    LeasedRun,
+    RunOutcome,
+    StepClaim,
+    StepRecord,
+    StepWrite,
+)
 from ..transport.base import StepJob
 from ._callback import Callback, ConditionPoll, callback_codec, option_duration
 from ._child import ChildRun, child_failed, child_run_id, child_workflow
@@ -67,7 +75,7 @@ from ._retry import RetryPolicy, step_policy
 from ._timeout import parse_timeout, within
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._engine import Chain, Engine
     from ._flow import FunctionDef, WorkflowDef
 
 
@@ -172,8 +180,16 @@ class OrchestrationPass:
     _waits_outside = False
     """A branch waits for a callback's completion (inline mode stops driving there)."""
 
-    def __init__(self, engine: Engine, definition: WorkflowDef, leased: LeasedRun) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        definition: WorkflowDef,
+        leased: LeasedRun,
+        *,
+        chain: Chain | None = None,
+    ) -> None:
         self.engine = engine
+        self._chain = chain
         self.definition = definition
         self.lease = leased.lease
         self.run_id = leased.lease.run_id
@@ -263,14 +279,18 @@ class OrchestrationPass:
         # Jobs of a run that just ended are dropped: they could only be refused by the worker.
         outbox = [] if outcome.status.is_terminal else self._outbox
         try:
-            version = self.engine.store.finish_pass(
-                self.lease,
-                outcome,
-                [w for w, _ in outbox],
-                self.engine.clock.now(),
-                seen_version=None if self._stale else self._version,
-                cancel_seen=self._cancel_requested,
-            )
+            if self._chains(outcome, outbox):
+                version = self._finish_chained(outcome, outbox[0][0])
+                outbox = []
+            else:
+                version = self.engine.store.finish_pass(
+                    self.lease,
+                    outcome,
+                    [w for w, _ in outbox],
+                    self.engine.clock.now(),
+                    seen_version=None if self._stale else self._version,
+                    cancel_seen=self._cancel_requested,
+                )
         except LeaseLost:
             return None
         outcome = self._unseen_cancel(outcome, version)
@@ -288,6 +308,42 @@ class OrchestrationPass:
             )
         stale = self._stale or version != self._version + 1
         return replace(outcome, changed_meanwhile=stale) if stale else outcome
+
+    def _chains(self, outcome: RunOutcome, outbox: Sequence[tuple[StepWrite, StepJob]]) -> bool:
+        """Whether this pass hands its one new job to the worker running it (a chained step)."""
+        return (
+            self._chain is not None
+            and self._chain.claimed is None
+            and outcome.status is RunStatus.RUNNING
+            and len(outbox) == 1
+        )
+
+    def _finish_chained(self, outcome: RunOutcome, write: StepWrite) -> int:
+        """Finish the pass claiming its one scheduled step for the chaining worker."""
+        chain = self._chain
+        if chain is None:  # pragma: no cover - checked by _chains
+            raise RuntimeError("no chain")
+        now = self.engine.clock.now()
+        until = now + chain.step_lease
+        if write.timeout_ms is not None:  # as claim_step: at least the timeout plus 30s
+            until = max(until, now + timedelta(milliseconds=write.timeout_ms + 30_000))
+        claimed = replace(
+            write, status=StepStatus.RUNNING, attempt_status=StepStatus.RUNNING,
+            started_at=now, lease_owner=self.engine.owner, lease_expires_at=until,
+        )  # fmt: skip
+        version, token = self.engine.store.finish_pass_claiming(
+            self.lease, outcome, [claimed], now, claim_key=write.key,
+            seen_version=None if self._stale else self._version,
+            cancel_seen=self._cancel_requested,
+        )  # fmt: skip
+        chain.claimed = StepClaim(
+            run_id=self.run_id, workflow=self.definition.name, step_key=write.key,
+            name=write.name, attempt=write.attempt, target=write.target or "",
+            input=write.input, token=token, max_attempts=write.max_attempts,
+            retry_delay_ms=write.retry_delay_ms, started_at=now,
+            retry_policy=write.retry_policy, timeout_ms=write.timeout_ms,
+        )  # fmt: skip
+        return version
 
     def _unseen_cancel(self, outcome: RunOutcome, version: int) -> RunOutcome:
         """The outcome as stored, after an unseen cancel request.
@@ -1136,6 +1192,10 @@ class OrchestrationPass:
         """Whether a map over a registered function is chained here (remote mode, live)."""
         return self.engine.driver.chains_batches and not self.engine.replay_only
 
+    def note_changed(self) -> None:
+        """The run changed after this pass read it: another pass must follow this one."""
+        self._stale = True
+
     def deliver_cancel(self) -> None:
         """Raise the run's cancellation here if it has not reached the body yet."""
         self._deliver_cancel()
@@ -1216,7 +1276,11 @@ class OrchestrationPass:
         await self.wait_for_items([], None, key=key)
 
     async def wait_for_items(
-        self, records: Sequence[StepRecord], retry: StepSpec | None, *, key: str
+        self,
+        records: Sequence[StepRecord],
+        retry: Callable[[StepRecord], StepSpec] | None,
+        *,
+        key: str,
     ) -> None:
         """Park on a chained batch: its workers carry it on.
 
@@ -1227,7 +1291,7 @@ class OrchestrationPass:
         retries = []
         for record in records:
             if record.status is StepStatus.PENDING and retry is not None:
-                retries.append(self.schedule_job(retry, record))
+                retries.append(self.schedule_job(retry(record), record))
             elif record.status in (StepStatus.SCHEDULED, StepStatus.RUNNING):
                 self._external.add(record.key)
         self._touch()

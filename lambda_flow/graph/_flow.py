@@ -8,13 +8,14 @@ is this class.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import AccessRequest
 from ..engine import Flow as EngineFlow
 from ..engine import RetryPolicy
-from ._compile import define_graph
-from ._model import Graph, NodeConfig
+
+if TYPE_CHECKING:
+    from ._model import Graph, NodeConfig
 
 
 class Flow(EngineFlow):
@@ -56,6 +57,8 @@ class Flow(EngineFlow):
         Raises:
             GraphDefinitionError: naming the node (or cycle) that is wrong; nothing is registered.
         """
+        from ._compile import define_graph  # compiling graphs is loaded by the first graph
+
         graph = define_graph(
             self,
             name,

@@ -178,7 +178,11 @@ def _handler(
         def swept(event: Any, context: Any) -> Any:
             # What handlers/sweeper.py answers (without its metrics).
             report = sweep()
-            return {"runs": report.runs, "step_jobs": len(report.step_jobs)}
+            return {
+                "runs": report.runs,
+                "step_jobs": len(report.step_jobs),
+                "deleted_runs": report.deleted_runs,
+            }
 
         return swept
     if not workflow:

@@ -6,6 +6,7 @@ import base64
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ from ..core import (
     setting,
 )
 from ..engine import Driver, Engine, Flow, LoggingObserver, Observer, parse_timeout
-from ..store.base import CallbackOutcome, CallbackState, RunOutcome, Store
+from ..store.base import CallbackOutcome, CallbackState, RunOutcome, Store, finished_statuses
 from ..transport.base import JobQueue
 from ..worker import driver_for
 
@@ -507,6 +508,48 @@ class WorkflowService:
             self.driver.dispatch(self.engine, child_id)
         self.driver.dispatch(self.engine, run_id)
         return self._require(run_id)
+
+    # -- retention -------------------------------------------------------------------------
+    def gc(
+        self,
+        older_than: Duration,
+        *,
+        statuses: Sequence[RunStatus | str] | None = None,
+        batch_size: int = 500,
+        max_batches: int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete finished runs that ended more than ``older_than`` ago, with their steps.
+
+        Runs that are ``running`` or ``suspended`` (asked to cancel or not) are never touched,
+        however old. Deletes in batches of ``batch_size`` runs, each one short statement of its
+        own (rows another process holds are skipped, never waited on), until none is left or
+        ``max_batches`` batches ran. A deleted run's idempotency key is free again.
+
+        Args:
+            older_than: how long ago a run must have ended, e.g. ``"30d"``.
+            statuses: some of ``completed``, ``failed``, ``cancelled`` (default: all three).
+            batch_size: runs per batch.
+            max_batches: the most batches (default: until none is left).
+            dry_run: delete nothing; return how many runs would be deleted.
+
+        Returns:
+            How many runs were deleted (or would be).
+
+        Raises:
+            InvalidOption: ``older_than`` is not a positive duration, a status is unknown or not
+                finished (named), ``batch_size`` or ``max_batches`` is not positive.
+        """
+        age = parse_timeout(older_than, "older_than")
+        if age is None:
+            raise InvalidOption("older_than", "give how long ago runs must have ended, e.g. 30d")
+        before = self.clock.now() - age
+        chosen = finished_statuses(statuses)
+        if dry_run:
+            return self.store.count_finished(before, statuses=chosen)
+        return self.store.delete_finished_batches(
+            before, statuses=chosen, batch_size=batch_size, max_batches=max_batches
+        )
 
     def close(self) -> None:
         """Release the store's connections."""

@@ -8,6 +8,7 @@ parameter.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from psycopg import sql
@@ -25,14 +26,18 @@ _STEP_WRITES = """
         step_key text, name text, position integer, kind text, target text, status text,
         attempt integer, attempt_status text, started_at timestamptz, finished_at timestamptz,
         input json, result json, error jsonb, wake_at timestamptz, max_attempts integer,
-        retry_delay_ms bigint, retry_policy jsonb, timeout_ms bigint, batch_key text)
+        retry_delay_ms bigint, retry_policy jsonb, timeout_ms bigint, batch_key text,
+        lease_owner text, lease_expires_at timestamptz)
 ), s AS (
+    -- A write with a lease owner is a claim (a chained step): it takes the step's lease.
     INSERT INTO {schema}.steps AS st (run_id, step_key, position, name, kind, target, status,
         attempt, input, result, error, wake_at, max_attempts, retry_delay_ms, retry_policy,
-        timeout_ms, batch_key, created_at, updated_at)
+        timeout_ms, batch_key, lease_owner, lease_expires_at, lease_token, created_at,
+        updated_at)
     SELECT r.id, w.step_key, w.position, w.name, w.kind, w.target, w.status, w.attempt, w.input,
         w.result, w.error, w.wake_at, w.max_attempts, w.retry_delay_ms, w.retry_policy,
-        w.timeout_ms, w.batch_key, %(now)s, %(now)s
+        w.timeout_ms, w.batch_key, w.lease_owner, w.lease_expires_at,
+        CASE WHEN w.lease_owner IS NULL THEN 0 ELSE 1 END, %(now)s, %(now)s
     FROM r CROSS JOIN w
     ON CONFLICT (run_id, step_key) DO UPDATE SET
         status = EXCLUDED.status, attempt = EXCLUDED.attempt,
@@ -40,7 +45,14 @@ _STEP_WRITES = """
         error = EXCLUDED.error, wake_at = EXCLUDED.wake_at, updated_at = EXCLUDED.updated_at,
         max_attempts = EXCLUDED.max_attempts, retry_delay_ms = EXCLUDED.retry_delay_ms,
         retry_policy = coalesce(EXCLUDED.retry_policy, st.retry_policy),
-        timeout_ms = coalesce(EXCLUDED.timeout_ms, st.timeout_ms)
+        timeout_ms = coalesce(EXCLUDED.timeout_ms, st.timeout_ms),
+        lease_owner = CASE WHEN EXCLUDED.lease_owner IS NULL THEN st.lease_owner
+            ELSE EXCLUDED.lease_owner END,
+        lease_expires_at = CASE WHEN EXCLUDED.lease_owner IS NULL THEN st.lease_expires_at
+            ELSE EXCLUDED.lease_expires_at END,
+        lease_token = CASE WHEN EXCLUDED.lease_owner IS NULL THEN st.lease_token
+            ELSE st.lease_token + 1 END
+    RETURNING st.step_key, st.lease_token
 ), a AS (
     INSERT INTO {schema}.step_attempts AS sa (run_id, step_key, attempt, step_name, kind, status,
         result, error, created_at, started_at, finished_at)
@@ -83,6 +95,25 @@ _CANCEL_STEPS_OF_ENDED_RUN = _CANCEL_WAITING_STEPS.replace(
 _CANCEL_STEPS_ON_REQUEST = _CANCEL_WAITING_STEPS.replace(
     "FROM r WHERE st.run_id = r.id",
     "FROM r, prev WHERE prev.cancel_requested_at IS NULL AND st.run_id = r.id",
+)
+
+
+# A run's steps as one JSON array of arrays (in position order), parsed in one call: what a pass
+# replays. A child step carries its child's run id.
+_STEPS_OF = (
+    "(SELECT json_agg(json_build_array(st.step_key, st.name, st.position, st.kind, st.target,"
+    " st.status, st.attempt, st.result, st.error, st.wake_at, st.callback_id,"
+    " CASE WHEN st.kind = 'child' THEN st.input ->> 'run_id' END) ORDER BY st.position)"
+    " FROM {{schema}}.steps st WHERE st.run_id = {run})"
+)
+
+# complete_step takes the run's lease for the worker's pass when it is free (as acquire does),
+# judged on the run row as it is when updated (a concurrent writer's commit re-read), never on
+# the statement's snapshot. The owner given is unique to the call, so the returned row tells
+# whether this call took it.
+_TAKES = (
+    "(%(owner)s::text IS NOT NULL AND ru.status = 'running'"
+    " AND (ru.lease_expires_at IS NULL OR ru.lease_expires_at <= %(now)s))"
 )
 
 
@@ -156,15 +187,21 @@ def statements(schema: str) -> dict[str, str]:
         ),
         "acquire": q(
             # Joined with itself to read the lease as it was: still set means the pass
-            # before took it and never finished (a finished pass clears it).
-            "UPDATE {schema}.runs r SET lease_owner = %(owner)s,"
-            " lease_expires_at = %(until)s, lease_token = r.lease_token + 1"
-            " FROM {schema}.runs old WHERE r.id = %(run_id)s AND old.id = r.id"
-            " AND r.status = 'running'"
-            " AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= %(now)s)"
-            " RETURNING r.lease_token, r.workflow, r.input, r.created_at, r.version,"
-            " old.lease_expires_at IS NOT NULL, r.deadline, r.cancel_requested_at IS NOT NULL,"
-            " r.cancel_reason, r.cleanup_deadline, r.parent_id"
+            # before took it and never finished (a finished pass clears it). The run's steps
+            # come back in the same statement.
+            "WITH r AS (UPDATE {schema}.runs ru SET lease_owner = %(owner)s,"
+            " lease_expires_at = %(until)s, lease_token = ru.lease_token + 1"
+            " FROM {schema}.runs old WHERE ru.id = %(run_id)s AND old.id = ru.id"
+            " AND ru.status = 'running'"
+            " AND (ru.lease_expires_at IS NULL OR ru.lease_expires_at <= %(now)s)"
+            " RETURNING ru.id, ru.lease_token, ru.workflow, ru.input, ru.created_at, ru.version,"
+            " old.lease_expires_at IS NOT NULL AS recovering, ru.deadline,"
+            " ru.cancel_requested_at IS NOT NULL AS cancel_requested, ru.cancel_reason,"
+            " ru.cleanup_deadline, ru.parent_id)"
+            " SELECT r.lease_token, r.workflow, r.input, r.created_at, r.version, r.recovering,"
+            " r.deadline, r.cancel_requested, r.cancel_reason, r.cleanup_deadline, r.parent_id, "
+            + _STEPS_OF.format(run="r.id")
+            + " FROM r"
         ),
         "steps": q(
             # result and error as text: decoded together below, in one json.loads.
@@ -193,7 +230,14 @@ def statements(schema: str) -> dict[str, str]:
             " settled_version = CASE WHEN %(settled)s AND version = %(seen)s"
             " THEN version + 1 ELSE settled_version END, driven_at = NULL, redrives = 0"
             " WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'"
-            " RETURNING id, version)" + _CANCEL_STEPS_OF_ENDED_RUN + _STEP_WRITES
+            " RETURNING id, version)"
+            + _CANCEL_STEPS_OF_ENDED_RUN
+            + _STEP_WRITES.replace(
+                "SELECT version FROM r",
+                # the token of the step this pass hands to its worker (a chained step)
+                "SELECT version, (SELECT lease_token FROM s WHERE s.step_key = %(claim_key)s)"
+                " FROM r",
+            )
         ),
         "start_child": q(
             # The parent's child step and the child run in one statement, fenced on the
@@ -340,12 +384,31 @@ def statements(schema: str) -> dict[str, str]:
             " na AS (INSERT INTO {schema}.step_attempts (run_id, step_key, attempt, step_name,"
             " kind, status, created_at) SELECT run_id, step_key, 1, name, 'rpc', 'scheduled',"
             " %(now)s FROM ns ON CONFLICT DO NOTHING),"
-            # The run changes (a pass must follow) unless the batch goes on by itself.
-            " r AS (UPDATE {schema}.runs SET version = version + 1, updated_at = %(now)s"
-            " FROM s WHERE {schema}.runs.id = s.run_id"
-            " AND NOT EXISTS (SELECT 1 FROM c WHERE c.still + c.starts > 0) RETURNING id)"
+            # The run changes (a pass must follow) unless the batch goes on by itself; when
+            # its lease is free the worker takes it here for that pass, which gets the run's
+            # steps from this statement (as they were before it: the worker patches in the
+            # result it just stored) instead of two more statements.
+            " r AS (UPDATE {schema}.runs ru SET version = ru.version + 1, updated_at = %(now)s,"
+            " lease_owner = CASE WHEN " + _TAKES + " THEN %(owner)s ELSE ru.lease_owner END,"
+            " lease_expires_at = CASE WHEN " + _TAKES + " THEN %(until)s"
+            " ELSE ru.lease_expires_at END,"
+            " lease_token = CASE WHEN " + _TAKES + " THEN ru.lease_token + 1"
+            " ELSE ru.lease_token END"
+            " FROM s, {schema}.runs old WHERE ru.id = s.run_id AND old.id = ru.id"
+            " AND NOT EXISTS (SELECT 1 FROM c WHERE c.still + c.starts > 0)"
+            " RETURNING ru.id, ru.lease_owner IS NOT DISTINCT FROM %(owner)s AS leased,"
+            " ru.lease_token, ru.workflow, ru.input, ru.created_at, ru.version,"
+            # the snapshot's view: conservative (a lease released meanwhile reads as a pass
+            # that died holding it), and the version the steps below were read at
+            " old.lease_expires_at IS NOT NULL AS recovering, old.version AS seen,"
+            " ru.deadline, ru.cancel_requested_at IS NOT NULL AS cancel_requested,"
+            " ru.cancel_reason, ru.cleanup_deadline, ru.parent_id)"
             " SELECT (SELECT count(*) FROM s), ARRAY(SELECT step_key FROM ns),"
-            " EXISTS (SELECT 1 FROM r)"
+            " EXISTS (SELECT 1 FROM r), l.seen, EXISTS (SELECT 1 FROM c),"
+            " l.lease_token, l.workflow, l.input, l.created_at,"
+            " l.version, l.recovering, l.deadline, l.cancel_requested, l.cancel_reason,"
+            " l.cleanup_deadline, l.parent_id, " + _STEPS_OF.format(run="l.id") + ""
+            " FROM (SELECT 1) AS one LEFT JOIN (SELECT * FROM r WHERE r.leased) AS l ON true"
         ),
         "start_batch": q(
             # A chained batch's plan, its items, and the writes of its first items (and its
@@ -397,11 +460,14 @@ def statements(schema: str) -> dict[str, str]:
             " OR (r.version > r.settled_version"  # a result no pass has seen
             " AND r.updated_at <= %(result_after)s)"
             " OR (r.wake_at IS NULL AND r.updated_at <= %(unsent_after)s"  # nothing queued
-            " AND NOT EXISTS (SELECT 1 FROM {schema}.steps s WHERE s.run_id = r.id"
+            # Nothing outstanding: NOT EXISTS, written as a scalar subquery so it stays a probe
+            # of the steps' primary key for the few runs that get this far (as NOT EXISTS the
+            # planner may hash it: a scan of every step ever recorded, issue 14).
+            " AND (SELECT 1 FROM {schema}.steps s WHERE s.run_id = r.id"
             " AND ((s.kind = 'rpc' AND s.status IN ('scheduled', 'running'))"
             # a callback without a timeout waits for its completion, which bumps the version;
             # a child's end bumps it too (migration 0010's trigger)
-            " OR (s.kind IN ('callback', 'child') AND s.status = 'scheduled')))))"
+            " OR (s.kind IN ('callback', 'child') AND s.status = 'scheduled')) LIMIT 1) IS NULL))"
             " ORDER BY r.updated_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
             " UPDATE {schema}.runs SET driven_at = %(now)s, redrives = redrives + 1"
             " FROM c WHERE {schema}.runs.id = c.id RETURNING c.id"
@@ -478,4 +544,77 @@ def statements(schema: str) -> dict[str, str]:
             + _CANCEL_STEPS_ON_REQUEST
             + f" SELECT {RUN_COLUMNS} FROM r"
         ),
+        # Retention (issue 14): up to %(limit)s finished runs last changed before %(before)s,
+        # oldest first, claimed with SKIP LOCKED (concurrent sweepers split the work; a row
+        # someone else holds is left for the next batch) and deleted with their steps, attempts,
+        # batches and batch items (ON DELETE CASCADE, migrations 0001 and 0011). Only the
+        # statement's rows are locked, for the statement's short time. A terminal status never
+        # changes back, and the DELETE checks it again. No index on updated_at: every step write
+        # moves it, and indexing it would stop runs' updates from being HOT. created_at <=
+        # updated_at, so "created_at < before" (redundant) range-scans runs_by_created or
+        # runs_by_status, and only runs created before then are read, never the newer ones.
+        # Children keep working when their parent goes: runs.parent_id has no foreign key and
+        # migration 0010's triggers find no parent step to write.
+        "delete_finished": q(
+            "WITH v AS (SELECT id FROM {schema}.runs"
+            " WHERE status = ANY(%(statuses)s::text[]) AND created_at < %(before)s"
+            " AND updated_at < %(before)s ORDER BY created_at, id LIMIT %(limit)s"
+            " FOR UPDATE SKIP LOCKED)"
+            " DELETE FROM {schema}.runs r USING v WHERE r.id = v.id"
+            " AND r.status IN ('completed', 'failed', 'cancelled') RETURNING r.id"
+        ),
+        "count_finished": q(
+            "SELECT count(*) FROM {schema}.runs WHERE status = ANY(%(statuses)s::text[])"
+            " AND created_at < %(before)s AND updated_at < %(before)s"
+        ),
     }
+
+
+def list_runs_query(
+    schema: str,
+    *,
+    workflow: str | None = None,
+    status: str | None = None,
+    parent_id: object = None,
+    before: tuple[object, str] | None = None,
+    summary: bool = False,
+    limit: int = 50,
+) -> tuple[str, list[object]]:
+    """``list_runs``' statement and its parameters, newest first (``before``: a page's cursor).
+
+    ``parent_id`` is a UUID (the caller validates it); ``before`` is ``(created_at, run id)``.
+    """
+    # A summary leaves the JSON columns unread; the NULLs keep the row shape the store reads.
+    columns = (
+        "id, workflow, status, NULL, NULL, error, created_at, updated_at, wake_at,"
+        " idempotency_key, forked_from, parent_id"
+        if summary
+        else RUN_COLUMNS
+    )
+    where: list[str] = []
+    params: list[object] = []
+    if workflow is not None:
+        where.append("workflow = %s")
+        params.append(workflow)
+    order = "created_at DESC, id DESC"
+    if status is not None:
+        # = ANY of one element, and status first in the order: the planner cannot drop the
+        # order's status (as it does for status = constant) so it reads (workflow,) status,
+        # created_at DESC, id DESC's index (migration 0012) rather than the newest runs of any
+        # status, filtering past every run in flight to the first one finished (issue 14).
+        where.append("status = ANY(ARRAY[%s::text])")
+        params.append(status)
+        order = "status, " + order
+    if parent_id is not None:
+        where.append("parent_id = %s")
+        params.append(parent_id)
+    if before is not None:
+        where.append("(created_at, id) < (%s, %s)")
+        params.extend([before[0], uuid.UUID(before[1])])
+    text = (
+        f"SELECT {columns} FROM {{schema}}.runs"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY {order} LIMIT %s"
+    )
+    params.append(limit)
+    return quoter(schema)(text), params

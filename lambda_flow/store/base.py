@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..core import ErrorInfo, Run, RunStatus, StepAttempt, StepKind, StepStatus
+from ..core import ErrorInfo, InvalidOption, Run, RunStatus, StepAttempt, StepKind, StepStatus
 
 
 @dataclass(slots=True)
@@ -145,6 +145,9 @@ class StepWrite:
     """How long one attempt may run (None: no limit), for workers."""
     batch_key: str | None = None
     """The chained batch this step is an item of (kept once inserted)."""
+    lease_owner: str | None = None
+    """Set on a chained step's write: the worker that claims it in the same statement."""
+    lease_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,9 @@ class StepCompletion:
     """Keys of the batch items it started (attempt 1): their jobs must be sent."""
     run_changed: bool = True
     """The run's version moved: a pass must follow (False while a batch goes on by itself)."""
+    leased: LeasedRun | None = None
+    """The run, leased for that pass in the same statement (its lease was free), with its
+    steps as the pass needs them (the stored outcome included)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +323,52 @@ class StoreStats:
 
     round_trips: int = 0
     commits: int = 0
+
+
+FINISHED_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+"""The statuses retention may delete (:meth:`Store.delete_finished`): a run in one never changes."""
+
+
+def finished_statuses(statuses: Sequence[RunStatus | str] | None) -> tuple[RunStatus, ...]:
+    """The finished statuses to delete: all of them (None), or the ones given.
+
+    Raises:
+        InvalidOption: an unknown status, a run status that is not finished (``running``,
+            ``suspended``: named), or an empty list.
+    """
+    if statuses is None:
+        return FINISHED_STATUSES
+    if isinstance(statuses, str):  # one status, not its letters
+        statuses = [statuses]
+    known = {status.value: status for status in RunStatus}
+    unknown = [repr(s) for s in statuses if str(s) not in known]
+    if unknown:
+        raise InvalidOption(
+            "statuses",
+            f"unknown run status {', '.join(unknown)}: give completed, failed or cancelled",
+        )
+    chosen = [known[str(s)] for s in statuses]
+    unfinished = [s.value for s in chosen if not s.is_terminal]
+    if unfinished:
+        raise InvalidOption(
+            "statuses",
+            f"only finished runs are deleted, and {', '.join(unfinished)} runs are not finished:"
+            " give completed, failed or cancelled",
+        )
+    if not chosen:
+        raise InvalidOption("statuses", "no status given: give completed, failed or cancelled")
+    return tuple(dict.fromkeys(chosen))
+
+
+def positive_limit(value: int, parameter: str) -> int:
+    """``value`` when it is a positive whole number.
+
+    Raises:
+        InvalidOption: naming ``parameter``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidOption(parameter, f"must be a positive whole number, got {value!r}")
+    return value
 
 
 class Store(abc.ABC):
@@ -444,6 +496,27 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def finish_pass_claiming(
+        self,
+        lease: RunLease,
+        outcome: RunOutcome,
+        writes: Sequence[StepWrite],
+        now: datetime,
+        *,
+        claim_key: str,
+        seen_version: int | None = None,
+        cancel_seen: bool = False,
+    ) -> tuple[int, int]:
+        """:meth:`finish_pass` whose writes include a claimed step, ``claim_key``.
+
+        The pass hands that step (a chained step) to the worker that runs next: returns the
+        run's version and the step's claim token.
+
+        Raises:
+            LeaseLost: as for :meth:`write_steps`.
+        """
+
+    @abc.abstractmethod
     def start_child(
         self,
         lease: RunLease,
@@ -561,9 +634,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def complete_step(
-        self, claim: StepClaim, outcome: StepOutcome, now: datetime
+        self,
+        claim: StepClaim,
+        outcome: StepOutcome,
+        now: datetime,
+        *,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
     ) -> StepCompletion | None:
         """Record the claimed attempt's outcome and bump the run's version.
+
+        With an ``owner`` the same statement takes the run's lease (until ``lease_until``)
+        when it is free and returns the run with its steps (:attr:`StepCompletion.leased`).
 
         An item of a chained batch that settled for good starts the next items instead (in the
         same statement), and the run's version moves only once the batch has ended.
@@ -661,6 +743,72 @@ class Store(abc.ABC):
         Raises:
             CallbackNotFound: no callback has this id.
         """
+
+    @abc.abstractmethod
+    def delete_finished(
+        self,
+        before: datetime,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        limit: int = 500,
+    ) -> int:
+        """Delete up to ``limit`` finished runs last changed before ``before``, oldest first.
+
+        With their steps, attempts, batches and batch items, in one short statement: rows are
+        claimed with ``SKIP LOCKED`` (concurrent callers split the work; a run someone holds is
+        left for a later call). A run that is ``running`` or ``suspended`` (asked to cancel or
+        not) is never deleted, nor anything of it. A child whose parent is deleted goes on.
+
+        Args:
+            before: runs whose last change (``updated_at``: their end) is before this go.
+            statuses: some of ``completed``, ``failed``, ``cancelled`` (default: all three).
+            limit: the most runs deleted by this call.
+
+        Returns:
+            How many runs were deleted (fewer than ``limit``: none left, or the rest locked).
+
+        Raises:
+            InvalidOption: a status that is not finished (named), or ``limit`` not positive.
+        """
+
+    @abc.abstractmethod
+    def count_finished(
+        self, before: datetime, *, statuses: Sequence[RunStatus] | None = None
+    ) -> int:
+        """How many runs :meth:`delete_finished` would delete, in all batches (a dry run).
+
+        Raises:
+            InvalidOption: as for :meth:`delete_finished`.
+        """
+
+    def delete_finished_batches(
+        self,
+        before: datetime,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        batch_size: int = 500,
+        max_batches: int | None = None,
+    ) -> int:
+        """:meth:`delete_finished` in batches of ``batch_size``, each its own short transaction.
+
+        Until a batch comes back short (none left, or the rest held by a concurrent caller) or
+        ``max_batches`` batches ran. Returns how many runs were deleted.
+
+        Raises:
+            InvalidOption: as for :meth:`delete_finished`; ``max_batches`` not positive.
+        """
+        chosen = finished_statuses(statuses)
+        positive_limit(batch_size, "batch_size")
+        if max_batches is not None:
+            positive_limit(max_batches, "max_batches")
+        deleted = batches = 0
+        while max_batches is None or batches < max_batches:
+            count = self.delete_finished(before, statuses=chosen, limit=batch_size)
+            deleted += count
+            batches += 1
+            if count < batch_size:
+                break
+        return deleted
 
     def pinned(self) -> contextlib.AbstractContextManager[None]:
         """Within this context, this thread's calls share one connection.

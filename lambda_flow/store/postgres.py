@@ -18,7 +18,8 @@ from importlib import resources
 from typing import Any
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import adapters, errors, postgres
+from psycopg.adapt import Dumper
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -30,6 +31,7 @@ from ..core import (
     InvalidRunState,
     LeaseLost,
     PendingItem,
+    RawJson,
     Run,
     RunNotFound,
     RunStatus,
@@ -39,7 +41,7 @@ from ..core import (
     StoreUnavailable,
     parse_duration,
 )
-from ._sql import RUN_COLUMNS, quoter, statements
+from ._sql import list_runs_query, quoter, statements
 from .base import (
     BatchPlan,
     BatchProgress,
@@ -57,6 +59,8 @@ from .base import (
     Store,
     StoreStats,
     StuckWork,
+    finished_statuses,
+    positive_limit,
 )
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -96,6 +100,26 @@ def _json(value: Any) -> Json:
     ``jsonb`` would sort them (migration 0004); errors, whose order means nothing, stay jsonb.
     """
     return Json(value, dumps=_dump)
+
+
+class _RawJsonDumper(Dumper):
+    """A :class:`RawJson` goes to the server as the bytes it holds (no copy, no re-encoding)."""
+
+    oid = postgres.types["json"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        data: bytes = obj.data
+        return data
+
+
+adapters.register_dumper(RawJson, _RawJsonDumper)
+
+
+def _result(value: Any) -> Any:
+    """A step result as a ``json`` parameter: a worker's serialized bytes as they are."""
+    if value is None or isinstance(value, RawJson):
+        return value
+    return _json(value)
 
 
 def _error(value: Any) -> ErrorInfo | None:
@@ -140,10 +164,44 @@ def _write_rows(writes: Sequence[StepWrite]) -> str:
                 "retry_policy": w.retry_policy,
                 "timeout_ms": w.timeout_ms,
                 "batch_key": w.batch_key,
+                "lease_owner": w.lease_owner,
+                "lease_expires_at": _iso(w.lease_expires_at),
             }
             for w in writes
         ]
     )
+
+
+def _leased(run_id: str, owner: str, row: Sequence[Any]) -> LeasedRun:
+    """The leased run of an ``acquire`` row (its steps as JSON in the last column)."""
+    leased = LeasedRun(
+        lease=RunLease(run_id=run_id, owner=owner, token=row[0]),
+        workflow=row[1],
+        input=row[2],
+        created_at=row[3],
+        version=row[4],
+        recovering=row[5],
+        deadline=row[6],
+        cancel_requested=row[7],
+        cancel_reason=row[8],
+        cleanup_deadline=row[9],
+        parent_id=None if row[10] is None else str(row[10]),
+    )
+    leased.steps = {step.key: step for step in _steps_of(row[11] or ())}
+    return leased
+
+
+def _steps_of(rows: Sequence[Sequence[Any]]) -> list[StepRecord]:
+    """Step records from ``_STEPS_OF``'s JSON arrays (already parsed by the driver)."""
+    kinds, statuses, parse = _STEP_KINDS, _STEP_STATUSES, datetime.fromisoformat
+    records = []
+    for s in rows:
+        error = None if s[8] is None else ErrorInfo.model_validate(s[8])
+        wake_at = None if s[9] is None else parse(s[9])
+        kind, status = kinds[s[3]], statuses[s[5]]
+        args = (s[0], s[1], s[2], kind, s[4], status, s[6], s[7], error, wake_at, s[10], s[11])
+        records.append(StepRecord(*args))
+    return records
 
 
 class PostgresStore(Store):
@@ -413,39 +471,21 @@ class PostgresStore(Store):
         summary: bool = False,
         parent_id: str | None = None,
     ) -> list[Run]:
-        # A summary leaves the JSON columns unread; the NULLs keep the row shape ``_run`` reads.
-        columns = (
-            "id, workflow, status, NULL, NULL, error, created_at, updated_at, wake_at,"
-            " idempotency_key, forked_from, parent_id"
-            if summary
-            else RUN_COLUMNS
-        )
-        where: list[sql.Composable] = []
-        params: list[Any] = []
-        if workflow is not None:
-            where.append(sql.SQL("workflow = %s"))
-            params.append(workflow)
-        if status is not None:
-            where.append(sql.SQL("status = %s"))
-            params.append(RunStatus(status).value)
+        parent = None
         if parent_id is not None:
             parent = self._uuid(parent_id)
             if parent is None:
                 return []
-            where.append(sql.SQL("parent_id = %s"))
-            params.append(parent)
-        if before is not None:
-            where.append(sql.SQL("(created_at, id) < (%s, %s)"))
-            params.extend([before[0], uuid.UUID(before[1])])
-        query = sql.SQL(
-            "SELECT {cols} FROM {schema}.runs {where} ORDER BY created_at DESC, id DESC LIMIT %s"
-        ).format(
-            cols=sql.SQL(columns),
-            schema=sql.Identifier(self.schema),
-            where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+        query, params = list_runs_query(
+            self.schema,
+            workflow=workflow,
+            status=None if status is None else RunStatus(status).value,
+            parent_id=parent,
+            before=before,
+            summary=summary,
+            limit=limit,
         )
-        params.append(limit)
-        return [self._run(r) for r in self._read(query.as_string(None), params)]
+        return [self._run(r) for r in self._read(query, params)]
 
     def get_history(self, run_id: str) -> list[StepAttempt]:
         key = self._uuid(run_id)
@@ -477,23 +517,7 @@ class PostgresStore(Store):
         row = self._fetchone(
             self._sql["acquire"], {"owner": owner, "until": lease_until, "run_id": key, "now": now}
         )
-        if row is None:
-            return None
-        leased = LeasedRun(
-            lease=RunLease(run_id=str(key), owner=owner, token=row[0]),
-            workflow=row[1],
-            input=row[2],
-            created_at=row[3],
-            version=row[4],
-            recovering=row[5],
-            deadline=row[6],
-            cancel_requested=row[7],
-            cancel_reason=row[8],
-            cleanup_deadline=row[9],
-            parent_id=None if row[10] is None else str(row[10]),
-        )
-        leased.steps = {step.key: step for step in self._load_steps(key)}
-        return leased
+        return None if row is None else _leased(str(key), owner, row)
 
     def _load_steps(self, key: uuid.UUID) -> list[StepRecord]:
         rows = self._read(self._sql["steps"], [key])
@@ -554,7 +578,36 @@ class PostgresStore(Store):
         seen_version: int | None = None,
         cancel_seen: bool = False,
     ) -> int:
-        return self._fenced(
+        row = self._finish(lease, outcome, writes, now, seen_version, cancel_seen, None)
+        return int(row[0])
+
+    def finish_pass_claiming(
+        self,
+        lease: RunLease,
+        outcome: RunOutcome,
+        writes: Sequence[StepWrite],
+        now: datetime,
+        *,
+        claim_key: str,
+        seen_version: int | None = None,
+        cancel_seen: bool = False,
+    ) -> tuple[int, int]:
+        row = self._finish(lease, outcome, writes, now, seen_version, cancel_seen, claim_key)
+        if row[1] is None:  # pragma: no cover - the claimed write is in this statement
+            raise RuntimeError(f"step {claim_key!r} was not claimed by its pass")
+        return int(row[0]), int(row[1])
+
+    def _finish(  # noqa: PLR0917 - the two public forms above name them
+        self,
+        lease: RunLease,
+        outcome: RunOutcome,
+        writes: Sequence[StepWrite],
+        now: datetime,
+        seen_version: int | None,
+        cancel_seen: bool,
+        claim_key: str | None,
+    ) -> tuple[Any, ...]:
+        row = self._fetchone(
             self._sql["finish_pass"],
             {
                 "run_id": lease.run_id,
@@ -569,9 +622,12 @@ class PostgresStore(Store):
                 "wake_at": outcome.wake_at,
                 "ended": outcome.status.is_terminal,
                 "writes": _write_rows(writes),
+                "claim_key": claim_key,
             },
-            lease,
         )
+        if row is None:
+            raise LeaseLost(lease.run_id)
+        return row
 
     def start_child(
         self,
@@ -664,9 +720,17 @@ class PostgresStore(Store):
         )
 
     def complete_step(
-        self, claim: StepClaim, outcome: StepOutcome, now: datetime
+        self,
+        claim: StepClaim,
+        outcome: StepOutcome,
+        now: datetime,
+        *,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
     ) -> StepCompletion | None:
         write = outcome
+        if owner is not None:  # unique to this call: the returned row says whether it took it
+            owner = f"{owner}#{uuid.uuid4().hex[:8]}"
         row = self._fetchone(
             self._sql["complete_step"],
             {
@@ -676,18 +740,37 @@ class PostgresStore(Store):
                 "token": claim.token,
                 "status": write.status.value,
                 "attempt_status": write.attempt_status.value,
-                "result": None if write.result is None else _json(write.result),
+                "result": _result(write.result),
                 "error": None if write.error is None else Jsonb(write.error.model_dump()),
                 "wake_at": write.wake_at,
                 "now": now,
                 "final": write.status is not StepStatus.PENDING,
                 "succ": int(write.status is StepStatus.SUCCEEDED),
                 "fail": int(write.status is StepStatus.FAILED),
+                "owner": owner,
+                "until": lease_until,
             },
         )
         if not row or not row[0]:
             return None
-        return StepCompletion(next_steps=tuple(row[1]), run_changed=bool(row[2]))
+        leased = None
+        if row[5] is not None and owner is not None:
+            leased = _leased(claim.run_id, owner, row[5:])
+            if leased.version != row[3] + 1 or row[4]:
+                # Someone committed between this statement's snapshot and its update of the
+                # run (or a batch ended: its last items' commits need not move the version):
+                # the steps it read may miss theirs. Read them again (rare).
+                leased.steps = {s.key: s for s in self._load_steps(uuid.UUID(claim.run_id))}
+            else:
+                # The statement read the steps as they were before it: patch in what it stored.
+                stored = leased.steps.get(claim.step_key)
+                if stored is not None:
+                    stored.status = write.status
+                    stored.attempt = claim.attempt
+                    stored.result = write.result
+                    stored.error = write.error
+                    stored.wake_at = write.wake_at
+        return StepCompletion(next_steps=tuple(row[1]), run_changed=bool(row[2]), leased=leased)
 
     def start_batch(
         self,
@@ -775,6 +858,28 @@ class PostgresStore(Store):
             for r in self._fetchall(self._sql["stuck_steps"], params)
         ]
         return StuckWork(run_ids=runs, step_jobs=steps)
+
+    # -- retention -------------------------------------------------------------------------
+    def delete_finished(
+        self,
+        before: datetime,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        limit: int = 500,
+    ) -> int:
+        params = {
+            "before": before,
+            "statuses": [s.value for s in finished_statuses(statuses)],
+            "limit": positive_limit(limit, "limit"),
+        }
+        return len(self._fetchall(self._sql["delete_finished"], params))
+
+    def count_finished(
+        self, before: datetime, *, statuses: Sequence[RunStatus] | None = None
+    ) -> int:
+        params = {"before": before, "statuses": [s.value for s in finished_statuses(statuses)]}
+        row = self._read(self._sql["count_finished"], params)
+        return int(row[0][0])
 
     # -- operator actions ------------------------------------------------------------------
     def _require(self, run_id: str) -> Run:

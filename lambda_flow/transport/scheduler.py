@@ -24,14 +24,15 @@ class WakeupScheduler:
         role_arn: the role Scheduler assumes to send to the queue
             (``LAMBDA_FLOW_SCHEDULER_ROLE_ARN``).
         queue_arn: the orchestrator queue's ARN (the target).
-        client: a boto3 ``scheduler`` client (one is made when omitted).
+        client: a ``scheduler`` client, botocore's or boto3's (a botocore one is made when
+            omitted).
     """
 
     def __init__(self, group: str, role_arn: str, queue_arn: str, *, client: Any = None) -> None:
         if client is None:
-            import boto3
+            from ._aws import aws_client
 
-            client = boto3.client("scheduler")
+            client = aws_client("scheduler")
         self.group = group
         self.role_arn = role_arn
         self.queue_arn = queue_arn

@@ -29,7 +29,7 @@ class SqsJobQueue:
     Args:
         orchestrator_queue_url: where orchestration passes are requested.
         step_queue_url: where RPC step attempts are requested.
-        client: a boto3 SQS client (one is made when omitted).
+        client: an SQS client, botocore's or boto3's (a botocore one is made when omitted).
         scheduler: creates EventBridge schedules for timers beyond 15 minutes.
     """
 
@@ -42,9 +42,9 @@ class SqsJobQueue:
         scheduler: WakeupScheduler | None = None,
     ) -> None:
         if client is None:
-            import boto3
+            from ._aws import aws_client
 
-            client = boto3.client("sqs")
+            client = aws_client("sqs")
         self.orchestrator_queue_url = orchestrator_queue_url
         self.step_queue_url = step_queue_url
         self.client = client

@@ -6,12 +6,12 @@ Orchestrate a run, run a step job, or sweep for work that lost its way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..core import run_sync
+from ..core import run_on_thread_loop
 from ..transport.base import StepJob, parse_run_message, parse_step_message
 from ._drivers import RemoteDriver
 from ._runner import JobResult, StepRunner
@@ -33,6 +33,8 @@ class SweepReport:
     step_jobs: list[StepJob]
     failed_runs: list[str] = field(default_factory=list)
     """Suspended runs past their deadline, failed with ``RunDeadlineExceeded``."""
+    deleted_runs: int = 0
+    """Finished runs deleted by retention (``retention``), with their steps."""
 
 
 class Dispatcher:
@@ -55,16 +57,23 @@ class Dispatcher:
         Raises:
             InvalidMessage: the body is not such a message.
         """
-        return run_sync(self.service.engine.continue_run(parse_run_message(body)))
+        return run_on_thread_loop(self.service.engine.continue_run(parse_run_message(body)))
 
-    def step_message(self, body: Body) -> JobResult:
+    def step_message(
+        self, body: Body, *, remaining: Callable[[], timedelta] | None = None
+    ) -> JobResult:
         """Handle a step message ``{"run_id", "step_key", "attempt"}``.
+
+        ``remaining``: how long the invocation may still run (Lambda's remaining time), which
+        bounds the steps the worker chains after this one (see ``StepRunner.run``).
 
         Raises:
             InvalidMessage: the body is not such a message.
         """
         job = parse_step_message(body)
-        return run_sync(self.runner.run(job.run_id, job.step_key, job.attempt))
+        return run_on_thread_loop(
+            self.runner.run(job.run_id, job.step_key, job.attempt, remaining=remaining)
+        )
 
     def sweep(
         self,
@@ -74,6 +83,9 @@ class Dispatcher:
         redrive_after: timedelta | None = None,
         backlog_after: timedelta = timedelta(minutes=15),
         limit: int = 100,
+        retention: timedelta | None = None,
+        retention_batches: int = 5,
+        retention_batch_size: int = 500,
     ) -> SweepReport:
         """Re-drive runs and step jobs that lost their way (invariant 6, docs/architecture.md).
 
@@ -87,6 +99,9 @@ class Dispatcher:
         message of a run that looks stuck most likely waits in it. Duplicates this may still
         create are harmless: claims and leases dedupe. Suspended runs past their deadline (no
         timer wakes them) are failed with ``RunDeadlineExceeded``, at most ``limit`` a sweep.
+        With ``retention``, finished runs that ended longer ago than that are deleted, at most
+        ``retention_batches`` short batches of ``retention_batch_size`` a sweep (running and
+        suspended runs never).
         """
         engine = self.service.engine
         if not isinstance(engine.driver, RemoteDriver):  # a mode, not an argument type
@@ -113,4 +128,16 @@ class Dispatcher:
                 "sweeper re-drove work",
                 extra={"runs": len(stuck.run_ids), "step_jobs": len(jobs), "overdue": len(failed)},
             )
-        return SweepReport(runs=stuck.run_ids, step_jobs=jobs, failed_runs=failed)
+        deleted = 0
+        if retention is not None:
+            deleted = engine.store.delete_finished_batches(
+                now - retention, batch_size=retention_batch_size, max_batches=retention_batches
+            )
+            if deleted:
+                logger.info(
+                    "sweeper deleted finished runs",
+                    extra={"deleted_runs": deleted, "retention": str(retention)},
+                )
+        return SweepReport(
+            runs=stuck.run_ids, step_jobs=jobs, failed_runs=failed, deleted_runs=deleted
+        )

@@ -15,12 +15,20 @@ are always at most once per attempt. A step's ``timeout`` is enforced here (the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from ..core import ErrorInfo, StepInterrupted, StepKind, StepStatus
-from ..engine import StepInfo, fixed_policy_json, next_delay_by_json, running_step, within
+from ..engine import (
+    Chain,
+    StepInfo,
+    fixed_policy_json,
+    next_delay_by_json,
+    running_step,
+    within,
+)
 from ..store.base import StepClaim, StepOutcome
 from ..transport.base import StepJob
 
@@ -28,6 +36,9 @@ if TYPE_CHECKING:
     from ._serviced import Serviced
 
 logger = logging.getLogger("lambda_flow")
+
+_CHAIN_MARGIN = timedelta(seconds=30)
+"""Room left after a chained step's claim for storing it and carrying the run on."""
 
 
 class JobResult(StrEnum):
@@ -58,8 +69,19 @@ class StepRunner:
         self.service = service
         self.step_timeout = step_timeout
 
-    async def run(self, run_id: str, step_key: str, attempt: int) -> JobResult:
-        """Handle one ``{"run_id", "step_key", "attempt"}`` job."""
+    async def run(
+        self,
+        run_id: str,
+        step_key: str,
+        attempt: int,
+        *,
+        remaining: Callable[[], timedelta] | None = None,
+    ) -> JobResult:
+        """Handle one ``{"run_id", "step_key", "attempt"}`` job, and the steps chained to it.
+
+        ``remaining``: how long the invocation may still run (Lambda's remaining time); the
+        worker chains the run's next step only while more than a claim's length is left.
+        """
         engine = self.service.engine
         clock = engine.clock
         now = clock.now()
@@ -82,33 +104,68 @@ class StepRunner:
             if engine.store.needs_pass(run_id, now):
                 await self._hand_on(run_id)
             return JobResult.SKIPPED
-        info = StepInfo(run_id, step_key, attempt, claim.name, claim.workflow)
+        verdict, chained = await self._step(claim, self._chain(remaining))
+        while chained is not None:  # the run's next step, claimed for this worker by its pass
+            _, chained = await self._step(chained, self._chain(remaining))
+        return verdict
+
+    def _chain(self, remaining: Callable[[], timedelta] | None) -> Chain | None:
+        """A chain offer while the invocation has room for a whole claim (and a margin)."""
+        if remaining is not None and remaining() < self.step_timeout + _CHAIN_MARGIN:
+            return None  # the queue hands the next step to a fresh invocation
+        return Chain(step_lease=self.step_timeout)
+
+    async def _step(
+        self, claim: StepClaim, chain: Chain | None
+    ) -> tuple[JobResult, StepClaim | None]:
+        """Run one claimed attempt, store it, and carry the run on; the step chained next."""
+        engine = self.service.engine
+        run_id, step_key = claim.run_id, claim.step_key
+        info = StepInfo(run_id, step_key, claim.attempt, claim.name, claim.workflow)
         if claim.interrupted_by is not None:
             outcome, verdict = self._interrupted(claim)
         else:
             outcome, verdict = await self._attempt(claim, info)
-        completion = engine.store.complete_step(claim, outcome, clock.now())
+        with engine.store.pinned():  # one connection for storing it and the pass after
+            return await self._store(claim, outcome, verdict, chain)
+
+    async def _store(
+        self, claim: StepClaim, outcome: StepOutcome, verdict: JobResult, chain: Chain | None
+    ) -> tuple[JobResult, StepClaim | None]:
+        engine = self.service.engine
+        run_id, step_key = claim.run_id, claim.step_key
+        now = engine.clock.now()
+        # One statement stores the outcome and, when the run's lease is free, takes it for the
+        # pass that follows and returns the run's steps (invariant 5 without a second read).
+        completion = engine.store.complete_step(
+            claim, outcome, now, owner=engine.owner, lease_until=now + engine.lease_ttl
+        )
+        del outcome  # the result lives on in the pass's steps only
         if completion is None:
             logger.warning(
                 "step result dropped: claim lost",
                 extra={"run_id": run_id, "workflow": claim.workflow, "step": step_key},
             )
-            return JobResult.LOST
+            return JobResult.LOST, None
         logger.debug(  # the observer reports the attempt; this is the job's own record
             "step job done",
             extra={
                 "run_id": run_id,
                 "workflow": claim.workflow,
                 "step": step_key,
-                "attempt": attempt,
+                "attempt": claim.attempt,
                 "outcome": verdict.value,
             },
         )
         if completion.next_steps:  # a chained batch's next items: their rows are committed
             engine.driver.send_steps([StepJob(run_id, key, 1) for key in completion.next_steps])
-        if completion.run_changed:
-            await self._hand_on(run_id)
-        return verdict
+        if not completion.run_changed:
+            return verdict, None
+        if completion.leased is None:  # another pass holds the run: it will see the result
+            engine.driver.hand_on(run_id)
+            return verdict, None
+        await engine.continue_run(run_id, leased=completion.leased, chain=chain)
+        return verdict, None if chain is None else chain.claimed
 
     async def _hand_on(self, run_id: str) -> None:
         """Carry the run on here when its lease is free; otherwise make sure a pass follows."""
@@ -125,7 +182,7 @@ class StepRunner:
             with running_step(info), engine.observer.step(info, StepKind.RPC):
                 result = await within(
                     engine.clock,
-                    function.invoke(claim.input),
+                    function.invoke_json(claim.input),  # serialized once, straight to bytes
                     timeout,
                     step_key=claim.step_key,
                     attempt=claim.attempt,

@@ -308,13 +308,56 @@ def _add_meta_routes(routes: _WorkflowRoutes, *, docs: bool) -> None:
         routes.openapi
     )
     if docs:
-        routes.app.enable_swagger(
-            path=DOCS_PATH,
+        _add_docs_route(routes.app)
+        routes.remember("GET", DOCS_PATH)
+
+
+def _add_docs_route(app: APIGatewayHttpResolver) -> None:
+    """The Swagger UI at ``DOCS_PATH``, as Powertools' ``enable_swagger`` serves it.
+
+    ``enable_swagger`` imports Powertools' OpenAPI models (~60 ms) and reads the package's
+    version when the route is registered, at every cold start of the API; here both wait for
+    the first request for the page. The page is the same: Powertools' HTML, with its own script
+    and styles inlined (no CDN), ``?format=json`` the document and ``?format=oauth2-redirect``
+    the OAuth2 redirect page.
+    """
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    def swagger_handler() -> Response[str]:
+        from pathlib import Path
+
+        from aws_lambda_powertools.event_handler import api_gateway
+        from aws_lambda_powertools.event_handler.openapi.compat import model_json
+        from aws_lambda_powertools.event_handler.openapi.models import Server
+        from aws_lambda_powertools.event_handler.openapi.swagger_ui import (
+            generate_oauth2_redirect_html,
+            generate_swagger_html,
+        )
+
+        query = app.current_event.query_string_parameters or {}
+        if query.get("format") == "oauth2-redirect":
+            return Response(
+                status_code=200, content_type="text/html", body=generate_oauth2_redirect_html()
+            )
+        spec = app.get_openapi_schema(
             title="lambda-flow workflows API",
             version=_package_version(),
             description="Start, run, read, resume and cancel durable workflow runs.",
+            servers=[Server(url=app._get_base_path() or "/")],  # as Powertools' own
         )
-        routes.remember("GET", DOCS_PATH)
+        # "</" escaped so the document cannot close the page's <script> early.
+        escaped = model_json(spec, by_alias=True, exclude_none=True, indent=2).replace("</", "<\\/")
+        if query.get("format") == "json":
+            return Response(status_code=200, content_type="application/json", body=escaped)
+        ui = Path(api_gateway.__file__).parent / "openapi" / "swagger_ui"
+        body = generate_swagger_html(
+            escaped,
+            (ui / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+            (ui / "swagger-ui.min.css").read_text(encoding="utf-8"),
+            None,  # type: ignore[arg-type]  # Powertools passes its None default too
+            None,
+        )
+        return Response(status_code=200, content_type="text/html", body=body)
 
 
 def _add_error_answers(app: APIGatewayHttpResolver, routes: _WorkflowRoutes) -> None:

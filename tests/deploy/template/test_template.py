@@ -803,4 +803,4 @@ def test_each_handler_imports_and_answers_its_sample_event(
     elif function == "ScheduleStart":
         assert set(response) == {"run_id"}
     else:
-        assert set(response) == {"runs", "step_jobs"}
+        assert set(response) == {"runs", "step_jobs", "deleted_runs"}

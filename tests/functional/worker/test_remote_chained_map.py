@@ -5,9 +5,12 @@ and end, not once per item (issue 13's scale requirement)."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
 from typing import Any
 
+import psycopg
 import pytest
 
 from lambda_flow import (
@@ -247,3 +250,52 @@ def test_cancelling_a_run_stops_its_chained_map(
     assert run is not None
     assert run.status is RunStatus.CANCELLED
     assert sorted(charging) == [0]  # items 1 and 2 were cancelled before a worker took them
+
+
+def test_the_last_item_sees_an_item_committed_while_it_waited_for_the_batch(
+    counting: Any, charging: Counter[int], database_url: str, schema: str
+) -> None:
+    """Two last items settle at once: the second one's statement started (its snapshot taken)
+    before the first one committed, then waited for the batch row. Its pass must still see
+    both results, not park on a stale view of the steps (it reads them again)."""
+    service, dispatcher, queue = counting
+    run_id = service.start("billing", {"n": 2, "limit": 2})
+    deliver(dispatcher, queue.receive())  # type: ignore[arg-type] - the first pass: 0 and 1
+    first = queue.receive("step")
+    second = queue.receive("step")
+    assert first is not None
+    assert second is not None
+    assert charging == {}
+
+    with psycopg.connect(database_url) as other:  # item 0's worker, mid-commit
+        other.execute(f'SET search_path TO "{schema}"')
+        other.execute(
+            "UPDATE steps SET status = 'succeeded', result = '0' WHERE run_id = %s"
+            " AND step_key = 'Invoices/0'",
+            [run_id],
+        )
+        other.execute(
+            "UPDATE batches SET running = running - 1, succeeded = succeeded + 1"
+            " WHERE run_id = %s",
+            [run_id],
+        )
+        worker = threading.Thread(target=deliver, args=(dispatcher, second))
+        worker.start()  # item 1: its statement waits for the batch row
+        deadline = time.monotonic() + 10
+        while not _waiting_on_a_lock(database_url) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        other.commit()
+    worker.join(timeout=30)
+
+    run = service.get_run(run_id)
+    assert run is not None
+    assert run.status is RunStatus.COMPLETED, run
+    assert run.output["results"] == [0, 10]
+
+
+def _waiting_on_a_lock(database_url: str) -> bool:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])

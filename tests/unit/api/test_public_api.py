@@ -91,7 +91,8 @@ PACKAGE_SURFACES = {
         "Run", "RunCancelled", "RunFailed", "RunNotFound", "RunStatus", "RunSuspended",
         "RunTimedOut", "StepAttempt", "StepFailed", "StepInterrupted", "StepKind", "StepStatus",
         "StoreUnavailable", "SuspendSignal", "SystemClock", "WorkflowNotFound", "codec_for",
-        "parse_duration", "resolve_hints", "run_sync", "setting",
+        "parse_duration", "resolve_hints", "run_sync", "run_on_thread_loop", "setting",
+        "RawJson", "plain",
         "CallbackConflict", "CallbackFailed", "CallbackNotFound", "CallbackTimedOut",
         "ConditionNotMet", "InvalidOption", "RunDeadlineExceeded", "StepTimedOut",
         "WorkflowCancelled", "PendingItem",
@@ -107,7 +108,7 @@ PACKAGE_SURFACES = {
         "current_step", "export_run", "fixed_policy_json", "load_flow", "next_delay_by_json",
         "parse_timeout", "replay_history", "run_fields", "running_step", "step_fields",
         "step_policy", "within",
-        "BatchResult", "Completion", "ChildRun",
+        "BatchResult", "Completion", "ChildRun", "Chain",
     },
     "lambda_flow.worker": {
         "Body", "Dispatcher", "InlineDriver", "JobResult", "RemoteDriver", "Serviced",
