@@ -100,11 +100,13 @@ def _batch_handler(
     max_receives: int,
     *,
     current_work: CurrentWork | None = None,
+    invocation: _Invocation | None = None,
 ) -> Handler:
     """An SQS batch handler over ``handle``, reporting failed records one by one.
 
     With ``current_work``, the messages are engine jobs (not workflow input): a message's last
-    failure fails the run it is the current work of.
+    failure fails the run it is the current work of. ``invocation`` is told each invocation's
+    Lambda context before its records are handled.
     """
 
     def record_handler(record: SQSRecord) -> None:
@@ -120,11 +122,26 @@ def _batch_handler(
             raise
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if invocation is not None:
+            invocation.context = context
         # A batch whose every record fails is reported record by record too, not raised: the
         # event source mapping then retries exactly those, and the function counts no error.
         return dict(process_partial_response(event, record_handler))
 
     return handler
+
+
+class _Invocation:
+    """The Lambda invocation under way: how long it may still run."""
+
+    context: Any = None
+
+    def remaining(self) -> timedelta:
+        """Lambda's remaining time (a day outside Lambda: no bound of its own)."""
+        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        if not callable(remaining):
+            return timedelta(days=1)
+        return timedelta(milliseconds=remaining())
 
 
 def orchestrator_handler(service: WorkflowService, *, max_receives: int = 5) -> Handler:
@@ -148,17 +165,25 @@ def step_worker_handler(
 ) -> Handler:
     """Handle step messages ``{"run_id", "step_key", "attempt"}``: one RPC step attempt each.
 
-    The orchestration continues in the same invocation when the run's lease is free.
+    The orchestration continues in the same invocation when the run's lease is free, and so
+    does a sequential run's next step (chained) while the invocation has more than
+    ``step_timeout`` (plus a margin) of its time left.
     """
     dispatcher = Dispatcher(service, step_timeout=step_timeout)
+    invocation = _Invocation()
 
     def handle(record: SQSRecord) -> None:
-        if dispatcher.step_message(record.body) is JobResult.SKIPPED:
+        # The worker runs the run's next step itself when its pass schedules just that one,
+        # while the invocation has time for a whole claim left (then the queue takes over).
+        result = dispatcher.step_message(record.body, remaining=invocation.remaining)
+        if result is JobResult.SKIPPED:
             run_id = message_run_id(record.body)
             if run_id is not None and service.get_run(run_id) is None:
                 raise RunNotFound(run_id)
 
-    return _batch_handler(handle, service, max_receives, current_work=_current_step)
+    return _batch_handler(
+        handle, service, max_receives, current_work=_current_step, invocation=invocation
+    )
 
 
 RETENTION_BATCHES = 5

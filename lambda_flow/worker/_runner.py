@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("lambda_flow")
 
+CHAIN_SHARE = 0.8
+"""A step worker chains the run's next step while this share of its step timeout is left."""
 _CHAIN_MARGIN = timedelta(seconds=30)
-"""Room left after a chained step's claim for storing it and carrying the run on."""
+"""And never with less than this left."""
 
 
 class JobResult(StrEnum):
@@ -110,9 +112,17 @@ class StepRunner:
         return verdict
 
     def _chain(self, remaining: Callable[[], timedelta] | None) -> Chain | None:
-        """A chain offer while the invocation has room for a whole claim (and a margin)."""
-        if remaining is not None and remaining() < self.step_timeout + _CHAIN_MARGIN:
-            return None  # the queue hands the next step to a fresh invocation
+        """A chain offer while the invocation has most of a step's time left.
+
+        A step worker's Lambda timeout is a step's timeout (``step_timeout``), so a chained
+        step gets less time than a fresh invocation would give it: the worker chains while at
+        least :data:`CHAIN_SHARE` of it is left (a minute of quick steps, with the template's
+        300 s), then hands the next step to the queue and a fresh invocation.
+        """
+        if remaining is not None and remaining() < max(
+            self.step_timeout * CHAIN_SHARE, _CHAIN_MARGIN
+        ):
+            return None
         return Chain(step_lease=self.step_timeout)
 
     async def _step(
