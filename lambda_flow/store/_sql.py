@@ -197,11 +197,13 @@ def statements(schema: str) -> dict[str, str]:
             " RETURNING ru.id, ru.lease_token, ru.workflow, ru.input, ru.created_at, ru.version,"
             " old.lease_expires_at IS NOT NULL AS recovering, ru.deadline,"
             " ru.cancel_requested_at IS NOT NULL AS cancel_requested, ru.cancel_reason,"
-            " ru.cleanup_deadline, ru.parent_id)"
+            " ru.cleanup_deadline, ru.parent_id, old.version AS seen)"
             " SELECT r.lease_token, r.workflow, r.input, r.created_at, r.version, r.recovering,"
             " r.deadline, r.cancel_requested, r.cancel_reason, r.cleanup_deadline, r.parent_id, "
             + _STEPS_OF.format(run="r.id")
-            + " FROM r"
+            # the version the steps were read at: a writer that committed while this statement
+            # waited for the run's row moved the version past it (the steps then read again)
+            + ", r.seen FROM r"
         ),
         "steps": q(
             # result and error as text: decoded together below, in one json.loads.

@@ -517,7 +517,14 @@ class PostgresStore(Store):
         row = self._fetchone(
             self._sql["acquire"], {"owner": owner, "until": lease_until, "run_id": key, "now": now}
         )
-        return None if row is None else _leased(str(key), owner, row)
+        if row is None:
+            return None
+        leased = _leased(str(key), owner, row)
+        if row[12] != leased.version:
+            # Someone wrote to the run (a child's end, a worker's result) after this statement
+            # read the steps and before it could take the run's row: read them again (rare).
+            leased.steps = {step.key: step for step in self._load_steps(key)}
+        return leased
 
     def _load_steps(self, key: uuid.UUID) -> list[StepRecord]:
         rows = self._read(self._sql["steps"], [key])
