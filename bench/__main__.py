@@ -11,6 +11,7 @@ from . import (
     callbacks,
     cold_start,
     compare,
+    dev_throughput,
     history_scale,
     inline_steps,
     map_scale,
@@ -68,6 +69,12 @@ BENCHMARKS = {
         description=history_scale.__doc__ or history_scale.SUMMARY,
         add_arguments=history_scale.add_arguments,
         run=history_scale.run,
+    ),
+    "dev-throughput": Benchmark(
+        summary=dev_throughput.SUMMARY,
+        description=dev_throughput.__doc__ or dev_throughput.SUMMARY,
+        add_arguments=dev_throughput.add_arguments,
+        run=dev_throughput.run,
     ),
 }
 DEFAULT = "inline-steps"

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 
 from ..core import setting
+from ..local import DEFAULT_ORCHESTRATORS, DEFAULT_STEP_WORKERS
 from ._output import to_json
 from ._session import EXIT_OK, AddCommand, CommandError, Session, read_json_file
+
+MAX_POOL_THREADS = 256
+"""The most threads ``--step-workers`` or ``--orchestrators`` may ask for (each holds a
+database connection while it works)."""
+
+
+def _pool_size(value: str) -> int:
+    """A thread count for ``--step-workers`` / ``--orchestrators``: a whole number, 1 to 256."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_POOL_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {MAX_POOL_THREADS}, got {value!r}"
+        )
+    return number
 
 
 def _require_local_extra(command: str) -> None:
@@ -75,7 +94,11 @@ def _cmd_invoke(session: Session) -> int:
 
 
 def add_dev(command: AddCommand) -> None:
-    """Add ``dev [--host HOST] [--port PORT] [--sweep-every DURATION] [--anonymous]``."""
+    """Add ``dev``.
+
+    ``[--host HOST] [--port PORT] [--sweep-every DURATION] [--step-workers N]
+    [--orchestrators N] [--anonymous]``.
+    """
     dev = command(
         "dev",
         _cmd_dev,
@@ -86,10 +109,16 @@ def add_dev(command: AddCommand) -> None:
     dev.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     dev.add_argument("--sweep-every", default="30s", metavar="DURATION", help="sweeper interval")
     dev.add_argument(
-        "--step-workers", type=int, metavar="N", help="threads running step jobs (default 10)"
+        "--step-workers",
+        type=_pool_size,
+        metavar="N",
+        help=f"step jobs run at once, one thread each (default {DEFAULT_STEP_WORKERS})",
     )
     dev.add_argument(
-        "--orchestrators", type=int, metavar="N", help="threads running passes (default 4)"
+        "--orchestrators",
+        type=_pool_size,
+        metavar="N",
+        help=f"orchestration passes run at once, one thread each (default {DEFAULT_ORCHESTRATORS})",
     )
     dev.add_argument(
         "--anonymous",

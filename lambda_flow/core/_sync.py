@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
+import weakref
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -24,6 +26,15 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 _thread = threading.local()
+_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_loops() -> None:
+    """Close the threads' loops at exit (a loop collected open logs an error from its selector)."""
+    for loop in list(_loops):
+        if not loop.is_running() and not loop.is_closed():
+            loop.close()
 
 
 def run_on_thread_loop(coro: Coroutine[Any, Any, T]) -> T:
@@ -44,6 +55,7 @@ def run_on_thread_loop(coro: Coroutine[Any, Any, T]) -> T:
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
         _thread.loop = loop
+        _loops.add(loop)
     try:
         return loop.run_until_complete(coro)
     finally:

@@ -37,6 +37,7 @@ from ..service import WorkflowService
 from ..store.postgres import PostgresStore
 from ..transport.local import LocalQueue, QueueName
 from ..worker import Dispatcher
+from . import DEFAULT_ORCHESTRATORS, DEFAULT_STEP_WORKERS
 
 logger = logging.getLogger("lambda_flow")
 
@@ -50,15 +51,28 @@ LOCAL_IDENTITY = {
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-DEFAULT_STEP_WORKERS = 10
-"""Step jobs ``lambda-flow dev`` runs at once (as concurrent StepWorker invocations)."""
-DEFAULT_ORCHESTRATORS = 4
-"""Orchestration passes ``lambda-flow dev`` runs at once (of different runs)."""
+
+LONG_POLL_SECONDS = 1.0
+"""The longest an idle local pump blocks in one receive (a message or :meth:`DevRuntime.stop`
+ends it sooner), like SQS's ``WaitTimeSeconds``."""
 
 MAX_BODY_BYTES = 256 * 1024
 """The largest request body the local API takes (the dev server refuses larger ones unread)."""
 API_METHODS = ("GET", "POST")
 """The methods the API's routes use; the dev server answers any other with 405."""
+
+
+FUNCTION_TIMEOUTS: Mapping[str, float] = {
+    "Api": 30.0,
+    "Orchestrator": 120.0,
+    "StepWorker": 300.0,
+    "Sweeper": 60.0,
+    "QueueStart": 30.0,
+    "ScheduleStart": 30.0,
+}
+"""Each function's ``Timeout`` in ``template.yaml`` (seconds): a local invocation's deadline."""
+DEFAULT_FUNCTION_TIMEOUT = 30.0
+"""The template's ``Globals`` ``Timeout``, for a function not named above."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +88,14 @@ class LocalContext:
     deadline: float = 0.0
 
     @classmethod
-    def for_function(cls, name: str, timeout: float = 30.0) -> LocalContext:
-        """A fresh context for one invocation of ``name`` that may run ``timeout`` seconds."""
+    def for_function(cls, name: str, timeout: float | None = None) -> LocalContext:
+        """A fresh context for one invocation of ``name`` that may run ``timeout`` seconds.
+
+        By default the function's ``Timeout`` in ``template.yaml`` (:data:`FUNCTION_TIMEOUTS`):
+        a step worker chains a run's steps only while most of its timeout is left, as on AWS.
+        """
+        if timeout is None:
+            timeout = FUNCTION_TIMEOUTS.get(name, DEFAULT_FUNCTION_TIMEOUT)
         return cls(
             function_name=name,
             aws_request_id=str(uuid.uuid4()),
@@ -279,7 +299,9 @@ class _LocalPump:
     """Drains one local queue into a batch handler, acking what the handler did not fail.
 
     One pump per thread: a handler (its powertools ``BatchProcessor``) serves one batch at a
-    time, as one Lambda execution environment does.
+    time, as one Lambda execution environment does. An idle pump blocks in the queue's
+    receive (as a long poll) and is woken by the next message sent to its queue, or when a
+    delayed one becomes due: no polling, no sleep between a send and its delivery.
     """
 
     def __init__(
@@ -290,15 +312,18 @@ class _LocalPump:
         function: str,
         *,
         batch: int = 1,
+        long_poll: float = LONG_POLL_SECONDS,
     ) -> None:
         self.queue = queue
         self.name: QueueName = name
         self.handler = handler
         self.function = function
         self.batch = batch
+        self.long_poll = long_poll
 
     def pump_once(self) -> int:
-        messages = self.queue.receive_batch(self.name, self.batch)
+        """Deliver one batch (waiting up to ``long_poll`` for one); the messages delivered."""
+        messages = self.queue.receive_batch(self.name, self.batch, wait=self.long_poll)
         if not messages:
             return 0
         event = self.queue.sqs_event(messages)
@@ -308,14 +333,6 @@ class _LocalPump:
             if message.message_id not in failed:
                 self.queue.delete(message.receipt)
         return len(messages)
-
-    def idle_wait(self, limit: float) -> None:
-        upcoming = self.queue.next_visible_at(self.name)
-        wait = limit
-        if upcoming is not None:
-            wait = min(limit, max((upcoming - datetime.now(UTC)).total_seconds(), 0.0))
-        if wait > 0:
-            self.queue.wait(wait)
 
 
 class _SqsPump:
@@ -369,9 +386,6 @@ class _SqsPump:
                 ],
             )
         return len(messages)
-
-    def idle_wait(self, limit: float) -> None:
-        return  # receive_message already long-polls
 
 
 class DevRuntime:
@@ -528,8 +542,7 @@ class DevRuntime:
     def _drain(self, pump: _LocalPump | _SqsPump) -> None:
         while not self._stop.is_set():
             try:
-                if pump.pump_once() == 0:
-                    pump.idle_wait(0.5)
+                pump.pump_once()  # blocks (a long poll) while its queue is empty
             except Exception:
                 logger.exception("queue pump failed", extra={"function": pump.function})
                 self._stop.wait(1.0)

@@ -23,6 +23,15 @@ from psycopg.adapt import Dumper
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+# psycopg converts a query's text to the server's form on every call unless the text is at most
+# psycopg._queries.MAX_CACHED_STATEMENT_LENGTH (4,096) bytes long. complete_step, finish_pass and
+# a few more are longer, and converting them again each time was ~28% of a step worker's CPU
+# (bench dev-throughput's profile). Our statements are a fixed, small set: cache them all.
+with contextlib.suppress(ImportError, AttributeError):
+    from psycopg import _queries
+
+    _queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH, 16_384)
+
 from ..core import (
     CallbackNotFound,
     ConfigurationError,

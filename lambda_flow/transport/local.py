@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,7 +103,17 @@ class LocalQueue:
         """Messages sent so far (a redrive to a dead-letter queue is not a send)."""
         self._ids = itertools.count()
         self._receipts = itertools.count()
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        """Notified on every change (:meth:`wait` waits on it)."""
+        self._arrived: dict[QueueName, threading.Condition] = {
+            name: threading.Condition(self._lock) for name in (*WORK_QUEUES, *DEAD_LETTER.values())
+        }
+        """Per queue: notified once per message sent to it (a consumer blocked in
+        :meth:`receive_batch` with ``wait`` takes it), and on :meth:`wake`."""
+        self._woken = 0
+        """Bumped by :meth:`wake`: receivers blocked in :meth:`receive_batch` return empty."""
+        self._waiting: dict[QueueName, int] = dict.fromkeys(self._arrived, 0)
 
     # -- the JobQueue protocol ------------------------------------------------------------------
     def enqueue_run(self, run_id: str, *, delay: timedelta | None = None) -> None:
@@ -133,6 +144,9 @@ class LocalQueue:
                 LocalMessage(queue, body, deliver_at, next(self._ids), sent_at=now)
             )
             self._changed.notify_all()
+            # One blocked receiver per message, not all of them (no thundering herd); one that
+            # finds it taken by a receiver that was not waiting simply waits again.
+            self._arrived[queue].notify()
 
     # -- one message at a time, for good (tests, benchmarks) ------------------------------------
     def receive(self, queue: QueueName | None = None) -> LocalMessage | None:
@@ -153,30 +167,65 @@ class LocalQueue:
             return min((m.deliver_at for m in self._on(None)), default=None)
 
     # -- as Lambda consumes SQS (dev runtime, invoke) -------------------------------------------
-    def receive_batch(self, queue: QueueName, max_messages: int = 10) -> list[LocalMessage]:
+    def receive_batch(
+        self, queue: QueueName, max_messages: int = 10, *, wait: float = 0.0
+    ) -> list[LocalMessage]:
         """Take up to ``max_messages`` due messages of ``queue``, as SQS's ReceiveMessage does.
 
         Each is hidden for the visibility timeout and gets a new receipt. A message already
         received ``max_receives`` times moves to the queue's dead-letter queue instead (keeping
         its id and body), as SQS's redrive policy does.
+
+        ``wait``: like ``WaitTimeSeconds``, block up to that many seconds while none is due.
+        A message sent to ``queue`` wakes one blocked receiver at once; a delayed one (or one
+        whose visibility timeout runs out) is taken when it becomes due, without polling.
+        :meth:`wake` makes every blocked receiver return (empty when nothing is due).
         """
+        arrived = self._arrived[queue]
+        deadline: float | None = None
+        with self._lock:
+            woken = self._woken
+            while True:
+                taken = self._take(queue, max_messages)
+                if taken and self._waiting[queue]:
+                    # This receiver may have been the one timing the next delayed message (or
+                    # woken for one it left for others): another waiter takes over its watch.
+                    arrived.notify()
+                if taken or wait <= 0:
+                    return taken
+                if deadline is None:
+                    deadline = time.monotonic() + wait
+                upcoming = min((m.deliver_at for m in self._on(queue)), default=None)
+                left = deadline - time.monotonic()
+                if upcoming is not None:
+                    left = min(left, (upcoming - self.clock.now()).total_seconds())
+                if self._woken != woken or deadline - time.monotonic() <= 0:
+                    return []
+                if left > 0:
+                    self._waiting[queue] += 1
+                    try:
+                        arrived.wait(left)
+                    finally:
+                        self._waiting[queue] -= 1
+
+    def _take(self, queue: QueueName, max_messages: int) -> list[LocalMessage]:
+        """:meth:`receive_batch` without waiting; call with the lock held."""
         now = self.clock.now()
         taken: list[LocalMessage] = []
-        with self._changed:
-            due = sorted(
-                (m for m in self._on(queue) if m.deliver_at <= now),
-                key=lambda m: (m.deliver_at, m.id),
-            )
-            for message in due:
-                if len(taken) >= max_messages:
-                    break
-                if self._exhausted(message):
-                    self._dead_letter(message, now)
-                    continue
-                message.receive_count += 1
-                message.deliver_at = now + self.visibility_timeout
-                message.receipt = f"{message.message_id}:{next(self._receipts)}"
-                taken.append(message)
+        due = sorted(
+            (m for m in self._on(queue) if m.deliver_at <= now),
+            key=lambda m: (m.deliver_at, m.id),
+        )
+        for message in due:
+            if len(taken) >= max_messages:
+                break
+            if self._exhausted(message):
+                self._dead_letter(message, now)
+                continue
+            message.receive_count += 1
+            message.deliver_at = now + self.visibility_timeout
+            message.receipt = f"{message.message_id}:{next(self._receipts)}"
+            taken.append(message)
         return taken
 
     def _exhausted(self, message: LocalMessage) -> bool:
@@ -191,6 +240,7 @@ class LocalQueue:
         message.deliver_at = now
         message.receipt = ""
         self._changed.notify_all()
+        self._arrived[message.queue].notify()
 
     def delete(self, receipt: str) -> None:
         """Remove a received message (ignored when the receipt is stale, as in SQS)."""
@@ -211,9 +261,17 @@ class LocalQueue:
             self._changed.wait(timeout)
 
     def wake(self) -> None:
-        """Wake every thread blocked in :meth:`wait`."""
+        """Wake every thread blocked in :meth:`wait` or :meth:`receive_batch` (to stop them)."""
         with self._changed:
+            self._woken += 1
             self._changed.notify_all()
+            for arrived in self._arrived.values():
+                arrived.notify_all()
+
+    def receivers_waiting(self, queue: QueueName) -> int:
+        """Receivers blocked in :meth:`receive_batch` on ``queue`` right now."""
+        with self._lock:
+            return self._waiting[queue]
 
     def count(self, queue: QueueName) -> int:
         """Messages on ``queue``: due, delayed or in flight."""
