@@ -16,6 +16,7 @@ from . import (
     inline_steps,
     map_scale,
     remote_steps,
+    worker_memory,
 )
 
 
@@ -69,6 +70,12 @@ BENCHMARKS = {
         description=history_scale.__doc__ or history_scale.SUMMARY,
         add_arguments=history_scale.add_arguments,
         run=history_scale.run,
+    ),
+    "worker-memory": Benchmark(
+        summary=worker_memory.SUMMARY,
+        description=worker_memory.__doc__ or worker_memory.SUMMARY,
+        add_arguments=worker_memory.add_arguments,
+        run=worker_memory.run,
     ),
     "dev-throughput": Benchmark(
         summary=dev_throughput.SUMMARY,
