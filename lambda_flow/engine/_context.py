@@ -18,7 +18,8 @@ from ._callback import Callback, ConditionPoll
 from ._child import ChildRun
 
 if TYPE_CHECKING:
-    from ._replay import OrchestrationPass
+    from ..store.base import StepRecord
+    from ._replay import OrchestrationPass, StepOptions
     from ._retry import RetryPolicy
 
 T = TypeVar("T")
@@ -72,6 +73,21 @@ def running_step(info: StepInfo) -> Iterator[StepInfo]:
         yield info
     finally:
         _current_step.reset(token)
+
+
+class LiveCall:
+    """A ``wf.do`` call that is not a recorded success: the pass runs or waits for it.
+
+    What :meth:`OrchestrationPass.replay_do` hands to ``live_do``: the step's key (taken), its
+    record (claimed; None for a new step) and its options (checked).
+    """
+
+    __slots__ = ("key", "options", "record")
+
+    def __init__(self, key: str, record: StepRecord | None, options: StepOptions) -> None:
+        self.key = key
+        self.record = record
+        self.options = options
 
 
 class WorkflowContext:
@@ -203,16 +219,15 @@ class WorkflowContext:
                 timeout (nothing is recorded).
             WorkflowCancelled: the run was cancelled while the body waited here.
         """
-        return await self._pass.do(
-            name,
-            target,
-            data,
-            retries=retries,
-            retry_delay=retry_delay,
-            retry=retry,
-            timeout=timeout,
-            at_most_once=at_most_once,
+        orchestration = self._pass
+        # A recorded success returns from the synchronous half, with no awaitable of its own
+        # (a replay of 10,000 steps makes 10,000 of these calls).
+        found = orchestration.replay_do(
+            name, target, data, retries, retry_delay, retry, timeout, at_most_once
         )
+        if type(found) is not LiveCall:
+            return found
+        return await orchestration.live_do(name, target, data, found)
 
     async def sleep(self, name: str, duration: Duration) -> None:
         """Wait durably: the run is parked and woken after ``duration`` (minutes or weeks)."""

@@ -43,6 +43,7 @@ from ..core import (
     LambdaFlowError,
     LeaseLost,
     NonDeterminismError,
+    RawJson,
     RunDeadlineExceeded,
     RunStatus,
     StepFailed,
@@ -69,7 +70,14 @@ from ..store.base import (
 from ..transport.base import StepJob
 from ._callback import Callback, ConditionPoll, callback_codec, option_duration
 from ._child import ChildRun, child_failed, child_run_id, child_workflow
-from ._context import StepInfo, WorkflowContext, outside_any_step, running_step, scope_prefix
+from ._context import (
+    LiveCall,
+    StepInfo,
+    WorkflowContext,
+    outside_any_step,
+    running_step,
+    scope_prefix,
+)
 from ._flow import call_sync
 from ._retry import RetryPolicy, step_policy
 from ._timeout import parse_timeout, within
@@ -86,8 +94,9 @@ class _Abort(EngineSignal):
 class StepSpec:
     """What one ``wf.do`` call asks for.
 
-    Built for every call, replayed ones included (replaying 10,000 steps builds 10,000), so it
-    is a plain slotted class and holds what to call rather than a closure per call.
+    Built for every call that is not a recorded success (a replayed success returns before
+    one is built, see :meth:`OrchestrationPass.replay_do`); a plain slotted class holding what
+    to call rather than a closure per call.
 
     An RPC step naming a function that is not registered has neither a function nor a
     callable: its attempt fails with :class:`~lambda_flow.FunctionNotFound` (see
@@ -174,6 +183,26 @@ class StepOptions:
         return step_policy(self._retry, self._retries, self._retry_delay, *defaults)
 
 
+_NO_OPTIONS = StepOptions(None, None, None, None, at_most_once=False)
+_AT_MOST_ONCE = StepOptions(None, None, None, None, at_most_once=True)
+
+
+_INLINE_ANY: tuple[StepKind, str | None, Codec] = (StepKind.INLINE, None, ANY_CODEC)
+
+
+def _step_options(
+    retry: RetryPolicy | None,
+    retries: int | None,
+    retry_delay: Duration | None,
+    timeout: Duration | None,
+    at_most_once: bool,
+) -> StepOptions:
+    """A ``wf.do`` call's options, checked (shared instances for the common ones)."""
+    if retry is None and retries is None and retry_delay is None and timeout is None:
+        return _AT_MOST_ONCE if at_most_once else _NO_OPTIONS
+    return StepOptions(retry, retries, retry_delay, timeout, at_most_once)
+
+
 class OrchestrationPass:
     """Replays one run's body once, recording what is new, until it finishes or waits."""
 
@@ -189,6 +218,7 @@ class OrchestrationPass:
         chain: Chain | None = None,
     ) -> None:
         self.engine = engine
+        self._find_function = engine.flow.find_function
         self._chain = chain
         self.definition = definition
         self.lease = leased.lease
@@ -197,8 +227,7 @@ class OrchestrationPass:
         self._created_at = leased.created_at
         self._recorded = leased.steps
         # Steps recorded before this pass that the body has not asked for yet, oldest first.
-        self._unclaimed = dict(sorted(leased.steps.items(), key=lambda kv: kv[1].position))
-        self._next_position = max((s.position for s in leased.steps.values()), default=-1) + 1
+        self._unclaimed, self._next_position = _in_order(leased.steps)
         self._name_counts: dict[str, int] = {}
         self._used_keys: set[str] = set()
         self._parked: list[tuple[str, asyncio.Future[None]]] = []
@@ -522,14 +551,17 @@ class OrchestrationPass:
     def _key(self, name: str) -> str:
         if not isinstance(name, str) or not name:
             raise LambdaFlowError(f"a step name must be a non-empty string, got {name!r}")
-        name = scope_prefix.get() + name  # inside a scope: ``<scope key>/<name>``
-        n = self._name_counts.get(name, 0)
-        key = name if n == 0 else f"{name}#{n}"
-        while key in self._used_keys:  # a literal "x#1" next to a repeated "x"
+        prefix = scope_prefix.get()
+        if prefix:
+            name = prefix + name  # inside a scope: ``<scope key>/<name>``
+        counts, used = self._name_counts, self._used_keys
+        n = counts.get(name, 0)
+        key = f"{name}#{n}" if n else name
+        while key in used:  # a literal "x#1" next to a repeated "x"
             n += 1
             key = f"{name}#{n}"
-        self._name_counts[name] = n + 1
-        self._used_keys.add(key)
+        counts[name] = n + 1
+        used.add(key)
         self._epoch += 1
         return key
 
@@ -538,11 +570,7 @@ class OrchestrationPass:
         if record is None:
             return None
         self._unclaimed.pop(key, None)
-        if not self._unclaimed and self._parked:
-            for _, fut in self._parked:
-                if not fut.done():
-                    fut.set_result(None)
-            self._parked.clear()
+        self._release_parked()
         if record.kind is not kind or record.target != target:
             raise self._diverge(
                 key,
@@ -671,6 +699,33 @@ class OrchestrationPass:
             self._timers.pop(key, None)
 
     # -- wf.do -----------------------------------------------------------------------------
+    def _target(self, name: str, target: str | Callable[..., Any], data: Any) -> _Target:
+        """What a ``wf.do`` call's target is, as replay compares it: kind, name, codec.
+
+        Cheap and cached (replaying 10,000 steps asks 10,000 times); :meth:`_spec` builds the
+        rest when the step has to run.
+        """
+        flow = self.engine.flow
+        if isinstance(target, str):
+            function = flow.functions.get(target)
+            if function is None:
+                return StepKind.RPC, target, ANY_CODEC
+            return StepKind.RPC, function.name, function.output
+        function = flow.find_function(target)
+        if function is not None:
+            return StepKind.RPC, function.name, function.output
+        if not callable(target):
+            raise LambdaFlowError(
+                f"step {name!r}: target must be a function name, a registered function or a "
+                f"callable, got {type(target).__name__}"
+            )
+        if data is not None:
+            raise LambdaFlowError(
+                f"step {name!r}: an inline step takes no data; register "
+                f"{getattr(target, '__name__', 'the function')} with @flow.function to pass data"
+            )
+        return StepKind.INLINE, None, _inline_codec(target)
+
     def _spec(
         self,
         name: str,
@@ -706,9 +761,8 @@ class OrchestrationPass:
                 f"step {name!r}: an inline step takes no data; register "
                 f"{getattr(target, '__name__', 'the function')} with @flow.function to pass data"
             )
-        codec = codec_for(resolve_hints(target), "return") if _annotated(target) else ANY_CODEC
         return StepSpec(
-            kind=StepKind.INLINE, target=None, codec=codec, input=None,
+            kind=StepKind.INLINE, target=None, codec=_inline_codec(target), input=None,
             retry=options.policy(flow.default_retry), function=None, call=target,
             timeout=options.timeout, at_most_once=options.at_most_once,
         )  # fmt: skip
@@ -725,18 +779,92 @@ class OrchestrationPass:
         timeout: Duration | None = None,  # noqa: ASYNC109 - each attempt's, not this call's
         at_most_once: bool = False,
     ) -> Any:
-        self._check_open()
-        options = StepOptions(retry, retries, retry_delay, timeout, at_most_once)
-        spec = self._spec(name, target, data, options)
-        key = self._key(name)
-        record = self._claim(key, spec.kind, spec.target)
+        found = self.replay_do(
+            name, target, data, retries, retry_delay, retry, timeout, at_most_once
+        )
+        if type(found) is not LiveCall:
+            return found
+        return await self.live_do(name, target, data, found)
+
+    def replay_do(  # noqa: PLR0917 - wf.do's arguments, positional for speed
+        self,
+        name: str,
+        target: str | Callable[..., Any],
+        data: Any,
+        retries: int | None,
+        retry_delay: Duration | None,
+        retry: RetryPolicy | None,
+        timeout: Duration | None,
+        at_most_once: bool,
+    ) -> Any:
+        """The synchronous half of :meth:`do`: a recorded success comes back from here.
+
+        Replaying 10,000 steps calls it 10,000 times, so a recorded success returns without
+        an awaitable of its own (``_claim`` inlined); anything else returns a
+        :class:`LiveCall` that :meth:`live_do` carries on with (the key taken, the record
+        claimed, the options checked).
+        """
+        if self._closing:
+            raise _Abort()
+        kind, target_name, codec = (
+            _INLINE_ANY  # _target's usual case inlined: an unannotated inline step
+            if data is None
+            and callable(target)
+            and not isinstance(target, str)
+            and not getattr(target, "__annotations__", None)
+            and self._find_function(target) is None
+            else self._target(name, target, data)
+        )
+        options = (
+            _NO_OPTIONS
+            if retry is None
+            and retries is None
+            and retry_delay is None
+            and timeout is None
+            and not at_most_once
+            else _step_options(retry, retries, retry_delay, timeout, at_most_once)
+        )
+        # _key inlined for a plain name (the same steps: the occurrence number, a literal
+        # "x#1" skipped over); a name in a scope, a taken key, a bad name go through _key.
+        n = self._name_counts.get(name, 0) if type(name) is str else 0
+        key = f"{name}#{n}" if n else name
+        if type(name) is not str or not name or key in self._used_keys or scope_prefix.get():
+            key = self._key(name)
+        else:
+            self._name_counts[name] = n + 1
+            self._used_keys.add(key)
+            self._epoch += 1
+        record = self._recorded.get(key)
+        if record is None:
+            return LiveCall(key, None, options)
+        unclaimed = self._unclaimed
+        unclaimed.pop(key, None)
+        if not unclaimed and self._parked:
+            self._release_parked()
+        if record.kind is not kind or record.target != target_name:
+            raise self._diverge(
+                key,
+                f"the history has {_describe(record.kind, record.target)} there, "
+                f"the code now asks for {_describe(kind, target_name)}",
+            )
+        if record.status is StepStatus.SUCCEEDED:  # the replay path: nothing more to build
+            result = record.result
+            if codec is ANY_CODEC and type(result) is not RawJson:
+                return result
+            return codec.load(result)
+        return LiveCall(key, record, options)
+
+    async def live_do(
+        self, name: str, target: str | Callable[..., Any], data: Any, live: LiveCall
+    ) -> Any:
+        """The rest of :meth:`do` for a step that is not a recorded success."""
+        key, record = live.key, live.record
+        spec = self._spec(name, target, data, live.options)
         if record is None:
             await self._caught_up(key)
             self._deliver_cancel()
             await self._history_ends(key)
             record = self._new_record(key, name, spec.kind, spec.target)
-        elif record.status is StepStatus.SUCCEEDED:
-            return spec.codec.load(record.result)
         elif record.status is StepStatus.FAILED:
             raise _step_failed(record)
         elif record.status is StepStatus.CANCELLED:
@@ -1482,6 +1610,18 @@ def _step_write(record: StepRecord, attempt_status: StepStatus, **extra: Any) ->
     )
 
 
+def _in_order(steps: dict[str, StepRecord]) -> tuple[dict[str, StepRecord], int]:
+    """The steps by position (a copy), and the position after the last one.
+
+    The store loads them in position order: they are sorted again only when they are not.
+    """
+    positions = [s.position for s in steps.values()]
+    ordered = sorted(positions)
+    if positions != ordered:
+        steps = dict(sorted(steps.items(), key=lambda kv: kv[1].position))
+    return dict(steps), (ordered[-1] + 1 if ordered else 0)
+
+
 def _patch_name(patch_id: str) -> str:
     """The step name of a patch's marker (``patch:<id>``), so it never takes a step's key."""
     if not isinstance(patch_id, str) or not patch_id:
@@ -1491,6 +1631,25 @@ def _patch_name(patch_id: str) -> str:
 
 def _annotated(fn: Callable[..., Any]) -> bool:
     return bool(getattr(fn, "__annotations__", None))
+
+
+_Target = tuple[StepKind, str | None, Codec]
+
+_INLINE_CODECS: dict[Any, Codec] = {}
+"""The codec of an inline step's return annotation, by the code of its function: closures and
+lambdas made anew on each call share their code (and their annotations)."""
+
+
+def _inline_codec(fn: Callable[..., Any]) -> Codec:
+    if not _annotated(fn):
+        return ANY_CODEC
+    code = getattr(fn, "__code__", None)
+    if code is None:  # a callable object, a partial: not cached
+        return codec_for(resolve_hints(fn), "return")
+    codec = _INLINE_CODECS.get(code)
+    if codec is None:
+        codec = _INLINE_CODECS[code] = codec_for(resolve_hints(fn), "return")
+    return codec
 
 
 def _describe(kind: StepKind, target: str | None) -> str:
