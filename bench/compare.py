@@ -61,6 +61,9 @@ TARGET_STATEMENTS_PER_STEP = 2.0
 TARGET_COMMITS_PER_STEP = 1.0
 TARGET_REPLAY_MS = 50.0
 TARGET_IMPORT_MS = 300.0
+"""Issue 14: a handler module imports in under this untraced..."""
+TARGET_IMPORT_TRACED_MS = 450.0
+"""... and under this with tracing on (``python -m bench cold-start`` measures both apart)."""
 _EPSILON = 1e-9
 
 
@@ -428,10 +431,11 @@ def _own_figures(
     cold = runs["cold_start"]["lambda_flow"][0]["modules"]
     w = "f. cold start: import of handlers.<module>"
     for name, row in cold.items():
-        ms = row["import_ms"]
+        ms, untraced = row["import_ms"], row["import_ms_tracing_off"]
         figures.append(Figure(
-            w, name, "ms", ms, higher_is_better=False, target=f"< {TARGET_IMPORT_MS:g} ms",
-            met=ms < TARGET_IMPORT_MS, digits=0,
+            w, name, "ms", ms, higher_is_better=False,
+            target=f"< {TARGET_IMPORT_TRACED_MS:g} ms traced, < {TARGET_IMPORT_MS:g} ms untraced",
+            met=ms < TARGET_IMPORT_TRACED_MS and untraced < TARGET_IMPORT_MS, digits=0,
             note=f"tracing off: {row['import_ms_tracing_off']:.0f} ms; module setup "
             f"{row['module_setup_ms']:.0f} ms; "
             + ", ".join(f"{k} {v:.0f}" for k, v in list(row["top_packages_ms"].items())[:4]),

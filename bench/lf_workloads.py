@@ -182,7 +182,8 @@ class PassCounter:
         """Calls that found the run's lease taken or the run no longer running."""
 
     def watch(self, service: WorkflowService) -> None:
-        """Count every pass of ``service``: each one starts by taking its run's lease."""
+        """Count every pass of ``service``: each one starts by taking its run's lease (acquire,
+        or a worker's completion that takes it)."""
         store = service.store
         acquire = store.acquire
 
@@ -198,6 +199,19 @@ class PassCounter:
             return leased
 
         store.acquire = counted  # type: ignore[method-assign]
+        complete = store.complete_step
+
+        def completed(claim: Any, outcome: Any, now: datetime, **lease: Any) -> Any:
+            # A worker's completion takes the run's lease for its pass when it is free.
+            done = complete(claim, outcome, now, **lease)
+            if self.counting and done is not None and done.run_changed:
+                if done.leased is None:
+                    self.refused += 1
+                else:
+                    self.passes.append(0)
+            return done
+
+        store.complete_step = completed  # type: ignore[method-assign]
 
     # -- the JobQueue protocol --------------------------------------------------------------
     def enqueue_run(self, run_id: str, *, delay: timedelta | None = None) -> None:
