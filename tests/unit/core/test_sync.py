@@ -10,15 +10,16 @@ from lambda_flow.core import run_on_thread_loop, run_sync
 
 async def _loop_and_thread() -> tuple[int, int]:
     loop = asyncio.get_running_loop()
-    worker = await asyncio.to_thread(threading.get_ident)  # a sync step's thread
-    return id(loop), worker
+    await asyncio.to_thread(threading.get_ident)  # a sync step, on the loop's default executor
+    executor = loop._default_executor  # type: ignore[attr-defined]  # asyncio keeps it here
+    return id(loop), id(executor)
 
 
-def test_calls_on_one_thread_share_its_loop_and_its_executor_threads() -> None:
+def test_calls_on_one_thread_share_its_loop_and_its_executor() -> None:
     first = run_on_thread_loop(_loop_and_thread())
     second = run_on_thread_loop(_loop_and_thread())
 
-    assert first == second  # same loop, same default-executor thread: nothing created again
+    assert first == second  # same loop, same default executor (its threads): nothing made again
 
 
 def test_each_thread_has_a_loop_of_its_own() -> None:
