@@ -192,7 +192,7 @@ RETENTION_BATCH_SIZE = 500
 """Finished runs per retention batch (one short statement each)."""
 
 
-def sweeper(service: WorkflowService, *, retention_days: int = 0) -> Callable[[], SweepReport]:
+def sweeper(service: WorkflowService, *, retention_days: int = 0) -> Callable[..., SweepReport]:
     """What the sweeper function does on each tick of its schedule.
 
     It re-drives due timers, expired leases, results no pass has seen, step jobs never sent and
@@ -203,11 +203,13 @@ def sweeper(service: WorkflowService, *, retention_days: int = 0) -> Callable[[]
     dispatcher = Dispatcher(service)
     retention = timedelta(days=retention_days) if retention_days > 0 else None
 
-    def sweep() -> SweepReport:
+    def sweep(**ages: Any) -> SweepReport:
+        """One sweep; ``ages`` override ``Dispatcher.sweep``'s (``unsent_after=``...)."""
         return dispatcher.sweep(
             retention=retention,
             retention_batches=RETENTION_BATCHES,
             retention_batch_size=RETENTION_BATCH_SIZE,
+            **ages,
         )
 
     return sweep
