@@ -1290,25 +1290,12 @@ class OrchestrationPass:
         if record.status is StepStatus.CANCELLED:
             raise self._cancelled_at()
         if record.status is StepStatus.SCHEDULED:
-            self._deliver_cancel()
-            await self._history_ends(record.key)
-            now = self.engine.clock.now()
-            deadline = record.wake_at
-            if deadline is None or deadline > now:
-                outside = handle.run_id not in self._child_timers
-                await self._wait_outside(record, outside=outside)
-                raise AssertionError("unreachable")  # pragma: no cover - parks for good
-            error = ErrorInfo(
-                type=RunDeadlineExceeded.__name__,
-                message=f"child run {handle.run_id} did not end before its timeout "
-                f"({deadline.isoformat()})",
-                step_key=record.key,
+            record = handle._record = await self._waited(
+                record,
+                RunDeadlineExceeded.__name__,
+                f"child run {handle.run_id} did not end before its timeout",
+                outside=handle.run_id not in self._child_timers,
             )
-            timed_out = self._time_out(record, error, now)
-            if timed_out is None:  # the child ended (or was handed on) since the pass loaded it
-                await self._wait_outside(replace(record, wake_at=None))
-                raise AssertionError("unreachable")  # pragma: no cover - parks for good
-            record = handle._record = timed_out
             self._children.pop(record.key, None)
             await self.engine.driver.wake(self.engine, (handle.run_id,))  # its cleanup
         if record.status is StepStatus.FAILED:
@@ -1473,30 +1460,51 @@ class OrchestrationPass:
         if record.status is StepStatus.CANCELLED:
             raise self._cancelled_at()
         if record.status is StepStatus.SCHEDULED:
-            self._deliver_cancel()
-            await self._history_ends(record.key)
-            now = self.engine.clock.now()
-            deadline = record.wake_at
-            if deadline is None or deadline > now:
-                await self._wait_outside(record)
-                raise AssertionError("unreachable")  # pragma: no cover - parks for good
-            error = ErrorInfo(
-                type=CallbackTimedOut.__name__,
-                message=f"callback {record.name!r} was not completed before its deadline "
-                f"({deadline.isoformat()}: its timeout or heartbeat timeout)",
-                step_key=record.key,
+            record = cb._record = await self._waited(
+                record,
+                CallbackTimedOut.__name__,
+                f"callback {record.name!r} was not completed before its deadline",
+                detail=": its timeout or heartbeat timeout",
             )
-            timed_out = self._time_out(record, error, now)
-            if timed_out is None:  # completed (or its deadline moved) since the pass loaded it
-                await self._wait_outside(replace(record, wake_at=None))
-                raise AssertionError("unreachable")  # pragma: no cover - parks for good
-            record = cb._record = timed_out
         if record.status is StepStatus.FAILED:
             raise _callback_failed(record)
         try:
             return cb.codec.validate(record.result, f"payload of callback {record.name!r}")
         except InvalidInput as invalid:
             raise CallbackFailed(record.key, record.attempt, "InvalidInput", str(invalid)) from None
+
+    async def _waited(
+        self,
+        record: StepRecord,
+        error_type: str,
+        message: str,
+        *,
+        detail: str = "",
+        outside: bool = True,
+    ) -> StepRecord:
+        """A ``scheduled`` callback or child step: park until it ends, or record its timeout.
+
+        Returns the step as timed out (failed with ``error_type``) once its deadline passed;
+        parks for good while it has not, or when it ended since the pass loaded it (the fenced
+        timeout wrote nothing: the pass that follows reads it).
+        """
+        self._deliver_cancel()
+        await self._history_ends(record.key)
+        now = self.engine.clock.now()
+        deadline = record.wake_at
+        if deadline is None or deadline > now:
+            await self._wait_outside(record, outside=outside)
+            raise AssertionError("unreachable")  # pragma: no cover - parks for good
+        error = ErrorInfo(
+            type=error_type,
+            message=f"{message} ({deadline.isoformat()}{detail})",
+            step_key=record.key,
+        )
+        timed_out = self._time_out(record, error, now)
+        if timed_out is None:
+            await self._wait_outside(replace(record, wake_at=None))
+            raise AssertionError("unreachable")  # pragma: no cover - parks for good
+        return timed_out
 
     async def _wait_outside(self, record: StepRecord, *, outside: bool = True) -> None:
         """Park until a later pass: the callback's completion comes from outside.
