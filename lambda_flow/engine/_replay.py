@@ -1433,7 +1433,9 @@ class OrchestrationPass:
             self._deliver_cancel()
             await self._history_ends(key)
             now = self.engine.clock.now()
-            callback_id = secrets.token_urlsafe(24)  # 192 random bits
+            # 192 random bits behind a prefix: a bare token starts with "-" one time in 64,
+            # which a shell command line (`lambda-flow callback succeed ID`) reads as an option
+            callback_id = "cb_" + secrets.token_urlsafe(24)
             timeout_at = None if limit is None else now + limit
             deadlines = [d for d in (timeout_at, None if beat is None else now + beat) if d]
             record = self._write(

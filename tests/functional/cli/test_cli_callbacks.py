@@ -91,3 +91,23 @@ def test_resume_with_a_payload(cli: Cli) -> None:
     assert code == 0, err
     code, out, _ = cli("status", run_id, app_spec=APP)
     assert json.loads(out)["output"] == {"decision": {"approved": True}}
+
+
+def test_callback_ids_never_read_as_an_option(cli: Cli, monkeypatch: Any) -> None:
+    # a bare url-safe token starts with "-" one time in 64: argparse read such an id as an option
+    import secrets
+
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: "-" + "A" * (4 * n // 3 - 1))
+    run_id, run = _start(cli, "pay")
+    callback_id = run["pending"][0]["callback_id"]
+    assert not callback_id.startswith("-")
+    code, _, err = cli("callback", "succeed", callback_id, "--payload", "1", app_spec=APP)
+    assert code == 0, err
+    code, out, _ = cli("status", run_id, app_spec=APP)
+    assert json.loads(out)["output"] == 1
+
+
+def test_an_id_that_starts_with_a_dash_goes_after_a_double_dash(cli: Cli) -> None:
+    code, _, err = cli("callback", "heartbeat", "--", "-stored-by-an-older-version", app_spec=APP)
+    assert code == 2
+    assert "usage" not in err and "-stored-by-an-older-version" in err, err
