@@ -110,4 +110,5 @@ def test_callback_ids_never_read_as_an_option(cli: Cli, monkeypatch: Any) -> Non
 def test_an_id_that_starts_with_a_dash_goes_after_a_double_dash(cli: Cli) -> None:
     code, _, err = cli("callback", "heartbeat", "--", "-stored-by-an-older-version", app_spec=APP)
     assert code == 2
-    assert "usage" not in err and "-stored-by-an-older-version" in err, err
+    assert "usage" not in err, err
+    assert "-stored-by-an-older-version" in err, err
