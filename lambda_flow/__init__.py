@@ -1,63 +1,74 @@
 """lambda-flow: durable workflows in plain ``async def`` Python, on Postgres and AWS Lambda."""
 
+import gc as _gc
 from typing import TYPE_CHECKING, Any
 
-from .core import (
-    AccessRequest,
-    BatchFailed,
-    CallbackConflict,
-    CallbackFailed,
-    CallbackNotFound,
-    CallbackTimedOut,
-    Caller,
-    ChildFailed,
-    ConditionNotMet,
-    ConfigurationError,
-    Duration,
-    ErrorInfo,
-    FunctionNotFound,
-    IdempotencyConflict,
-    InputTooLarge,
-    InvalidDuration,
-    InvalidInput,
-    InvalidOption,
-    InvalidRunState,
-    LambdaFlowError,
-    LeaseLost,
-    NonDeterminismError,
-    NonRetryableError,
-    Run,
-    RunCancelled,
-    RunDeadlineExceeded,
-    RunFailed,
-    RunNotFound,
-    RunStatus,
-    RunSuspended,
-    RunTimedOut,
-    StepAttempt,
-    StepFailed,
-    StepInterrupted,
-    StepKind,
-    StepStatus,
-    StepTimedOut,
-    StoreUnavailable,
-    UnstorableInput,
-    WorkflowCancelled,
-    WorkflowNotFound,
-    parse_duration,
-)
-from .engine import (
-    BatchResult,
-    Callback,
-    ChildRun,
-    Completion,
-    RetryPolicy,
-    StepInfo,
-    WorkflowContext,
-    current_step,
-)
-from .service import WorkflowService
-from .store.postgres import PostgresStore
+# Importing the package builds ~45,000 objects and no cyclic garbage: the collector's passes over
+# them cost a Lambda cold start time for nothing. Off while importing, then as it was (in Lambda
+# the handlers keep it off to the end of their cold start: lambda_flow.handlers).
+_collecting = _gc.isenabled()
+_gc.disable()
+try:
+    from .core import (
+        AccessRequest,
+        BatchFailed,
+        CallbackConflict,
+        CallbackFailed,
+        CallbackNotFound,
+        CallbackTimedOut,
+        Caller,
+        ChildFailed,
+        ConditionNotMet,
+        ConfigurationError,
+        Duration,
+        ErrorInfo,
+        FunctionNotFound,
+        IdempotencyConflict,
+        InputTooLarge,
+        InvalidDuration,
+        InvalidInput,
+        InvalidOption,
+        InvalidRunState,
+        LambdaFlowError,
+        LeaseLost,
+        NonDeterminismError,
+        NonRetryableError,
+        Run,
+        RunCancelled,
+        RunDeadlineExceeded,
+        RunFailed,
+        RunNotFound,
+        RunStatus,
+        RunSuspended,
+        RunTimedOut,
+        StepAttempt,
+        StepFailed,
+        StepInterrupted,
+        StepKind,
+        StepStatus,
+        StepTimedOut,
+        StoreUnavailable,
+        UnstorableInput,
+        WorkflowCancelled,
+        WorkflowNotFound,
+        parse_duration,
+    )
+    from .engine import (
+        BatchResult,
+        Callback,
+        ChildRun,
+        Completion,
+        RetryPolicy,
+        StepInfo,
+        WorkflowContext,
+        current_step,
+    )
+    from .service import WorkflowService
+    from .store.postgres import PostgresStore
+finally:
+    if _collecting:
+        _gc.enable()
+    del _collecting
 
 if TYPE_CHECKING:
     from .graph import Flow, GraphDefinitionError, GraphInputError, branch, ref

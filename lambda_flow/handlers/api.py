@@ -25,6 +25,7 @@ from ..aws.api import build_api
 from ..aws.config import ENV_ALLOW_ANONYMOUS
 from ..aws.runtime import Runtime, get_runtime
 from ..aws.tracing import make_tracer
+from . import cold_start_done
 
 __all__ = ["ENV_ALLOW_ANONYMOUS", "get_app", "handler"]  # the switch used to be defined here
 
@@ -77,3 +78,6 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # a cold start in Lambda: fail e
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Answer one HTTP API request."""
     return get_app().resolve(event, context)
+
+
+cold_start_done()  # the collector back on (lambda_flow.handlers)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..aws.config import trigger_workflow
 from ..aws.workers import queue_trigger_handler
+from . import cold_start_done
 from ._common import setup
 
 logger, tracer, metrics, runtime = setup("queue-start")
@@ -23,3 +24,6 @@ _handle = queue_trigger_handler(
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Start one run per message of one SQS batch."""
     return _handle(event, context)
+
+
+cold_start_done()  # the collector back on (lambda_flow.handlers)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..aws.config import trigger_workflow
 from ..aws.workers import schedule_trigger_handler
+from . import cold_start_done
 from ._common import setup
 
 logger, tracer, metrics, runtime = setup("schedule-start")
@@ -21,3 +22,6 @@ _handle = schedule_trigger_handler(runtime.service, trigger_workflow())
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Start a run for one schedule event."""
     return _handle(event, context)
+
+
+cold_start_done()  # the collector back on (lambda_flow.handlers)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..aws.workers import step_worker_handler
+from . import cold_start_done
 from ._common import setup
 
 logger, tracer, metrics, runtime = setup("step-worker")
@@ -25,3 +26,6 @@ _handle = step_worker_handler(
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Handle one SQS batch of step messages."""
     return _handle(event, context)
+
+
+cold_start_done()  # the collector back on (lambda_flow.handlers)

@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ..aws.workers import sweeper
+from . import cold_start_done
 from ._common import setup
 
 logger, tracer, metrics, runtime = setup("sweeper")
@@ -31,3 +32,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "step_jobs": len(report.step_jobs),
         "deleted_runs": report.deleted_runs,
     }
+
+
+cold_start_done()  # the collector back on (lambda_flow.handlers)

@@ -115,6 +115,17 @@ def test_botocore_clients_share_one_session_whose_loader_finds_the_services_aske
         assert hasattr(scheduler.exceptions, "ConflictException")
         loader = _aws._session.get_component("data_loader")
         assert {"sqs", "scheduler"} <= set(loader.list_available_services("service-2"))
+        # the same data as botocore's own loader reads, decoded into plain dicts (a fraction of
+        # the time: endpoints.json is read by every first client)
+        from botocore.loaders import Loader
+
+        fresh = _aws._loader(_aws._session)  # the session's copy has the client's additions
+        endpoints = fresh.load_data("endpoints")
+        assert type(endpoints) is dict
+        assert endpoints == Loader().load_data("endpoints")
+        assert fresh.load_service_model("sqs", "service-2") == Loader().load_service_model(
+            "sqs", "service-2"
+        )
         with pytest.raises(UnknownServiceError):
             _aws.aws_client("no-such-service")
     finally:
