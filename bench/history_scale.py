@@ -45,7 +45,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Json
 
-from lambda_flow.store._sql import list_runs_query, statements
+from lambda_flow.core import RunStatus
+from lambda_flow.store._sql import count_runs_query, list_runs_query, statements
 from lambda_flow.store.postgres import PostgresStore
 
 SUMMARY = "every hot-path statement at 10k and 1M finished runs: buffers, time, HOT updates"
@@ -373,6 +374,10 @@ def _cases(schema: str, n: int) -> list[Case]:
         cases.append(Case(f"list_runs {label}", query, params))
         # The second page: the cursor of the first page's last run (found when measured).
         cases.append(Case(f"list_runs {label} +cursor", "", ("page2", kw)))
+    statuses = [status.value for status in RunStatus]
+    for label, kw in (("(no filter)", {}), ("workflow", {"workflow": "wf3"})):
+        query, params = count_runs_query(schema, **kw, statuses=statuses, cap=10_000)
+        cases.append(Case(f"count_runs {label}", query, params))
     cases += [
         Case("get_run", s["get_run"], [finished]),
         Case("get_run_pending", s["get_run_pending"], [callback]),
@@ -420,6 +425,8 @@ _LIST_FILTERS: list[tuple[str, dict[str, Any]]] = [
     ("workflow+failed (none)", {"workflow": "wf3", "status": "failed"}),
     ("workflow+running", {"workflow": "wf3", "status": "running"}),
     ("parent_id", {"parent": True}),
+    # The console's search box: a run id's beginning (a primary-key range) or a key's.
+    ("search=7f3", {"search": "7f3"}),
 ]
 
 

@@ -44,6 +44,9 @@ from ..store.base import CallbackOutcome, CallbackState, RunOutcome, Store, fini
 from ..transport.base import JobQueue
 from ..worker import driver_for
 
+_MAX_SEARCH = 200
+"""The longest ``search`` text a run listing takes (a run id is 36, a key rarely more)."""
+
 
 class WorkflowService:
     """The entry point for starting and managing runs of one application's workflows.
@@ -335,15 +338,23 @@ class WorkflowService:
         cursor: str | None = None,
         summary: bool = False,
         parent_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        search: str | None = None,
     ) -> list[Run]:
         """Runs newest first. Pass ``cursor=service.cursor_after(runs[-1])`` for the next page.
 
         With ``summary`` the store does not read inputs and outputs: they come back as None.
         ``parent_id`` lists the child runs that run started (``wf.child``, ``wf.start_child``).
+        ``created_after`` (inclusive) and ``created_before`` (exclusive) bound the creation
+        time (timezone-aware); ``search`` matches a run id or an idempotency key, whole or
+        their beginning.
 
         Raises:
-            InvalidInput: an unknown status, a limit outside 1..1000 or a malformed cursor.
+            InvalidInput: an unknown status, a limit outside 1..1000, a malformed cursor, parent
+                id or time bound, or a search over 200 characters.
         """
+        self._check_run_filters(parent_id, created_after, created_before, search)
         if status is not None and status not in RunStatus._value2member_map_:
             raise InvalidInput(
                 "runs filter",
@@ -352,21 +363,67 @@ class WorkflowService:
             )  # fmt: skip
         if not 1 <= limit <= 1000:
             raise InvalidInput("runs filter", [{"loc": ["limit"], "msg": "must be 1..1000"}])
-        if parent_id is not None:
-            try:
-                parent_id = str(uuid.UUID(str(parent_id)))
-            except ValueError:
-                raise InvalidInput(
-                    "runs filter", [{"loc": ["parent_id"], "msg": "must be a run id (a UUID)"}]
-                ) from None
         return self.store.list_runs(
             workflow=workflow,
             status=None if status is None else RunStatus(status),
             limit=limit,
             before=None if cursor is None else _decode_cursor(cursor),
             summary=summary,
-            parent_id=parent_id,
+            parent_id=None if parent_id is None else str(uuid.UUID(str(parent_id))),
+            created_after=created_after,
+            created_before=created_before,
+            search=search or None,
         )
+
+    def count_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        parent_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        search: str | None = None,
+        cap: int = 10_000,
+    ) -> dict[RunStatus, int]:
+        """How many runs match the filters of :meth:`list_runs` in each status.
+
+        Each count stops past ``cap`` (a status with more counts ``cap + 1``), so the answer
+        costs the same at a million stored runs.
+
+        Raises:
+            InvalidInput: a malformed parent id or time bound, or a search over 200 characters.
+        """
+        self._check_run_filters(parent_id, created_after, created_before, search)
+        return self.store.count_runs(
+            workflow=workflow,
+            parent_id=None if parent_id is None else str(uuid.UUID(str(parent_id))),
+            created_after=created_after,
+            created_before=created_before,
+            search=search or None,
+            cap=cap,
+        )
+
+    @staticmethod
+    def _check_run_filters(
+        parent_id: object, created_after: object, created_before: object, search: object
+    ) -> None:
+        problems: list[dict[str, Any]] = []
+        if parent_id is not None:
+            try:
+                uuid.UUID(str(parent_id))
+            except ValueError:
+                problems.append({"loc": ["parent_id"], "msg": "must be a run id (a UUID)"})
+        for name, bound in (("created_after", created_after), ("created_before", created_before)):
+            if bound is not None and (not isinstance(bound, datetime) or bound.tzinfo is None):
+                problems.append({"loc": [name], "msg": "must be a timezone-aware datetime"})
+        if search is not None and (
+            not isinstance(search, str) or len(search) > _MAX_SEARCH or "\x00" in search
+        ):
+            problems.append(
+                {"loc": ["search"], "msg": f"must be text of at most {_MAX_SEARCH} characters"}
+            )
+        if problems:
+            raise InvalidInput("runs filter", problems)
 
     @staticmethod
     def cursor_after(run: Run) -> str:

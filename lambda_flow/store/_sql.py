@@ -582,6 +582,9 @@ def list_runs_query(
     before: tuple[object, str] | None = None,
     summary: bool = False,
     limit: int = 50,
+    created_after: object = None,
+    created_before: object = None,
+    search: str | None = None,
 ) -> tuple[str, list[object]]:
     """``list_runs``' statement and its parameters, newest first (``before``: a page's cursor).
 
@@ -608,9 +611,14 @@ def list_runs_query(
         where.append("status = ANY(ARRAY[%s::text])")
         params.append(status)
         order = "status, " + order
-    if parent_id is not None:
-        where.append("parent_id = %s")
-        params.append(parent_id)
+    _run_filters(
+        where,
+        params,
+        parent_id=parent_id,
+        created_after=created_after,
+        created_before=created_before,
+        search=search,
+    )
     if before is not None:
         where.append("(created_at, id) < (%s, %s)")
         params.extend([before[0], uuid.UUID(before[1])])
@@ -621,3 +629,105 @@ def list_runs_query(
     )
     params.append(limit)
     return quoter(schema)(text), params
+
+
+_UUID_SHAPE = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+
+
+def _id_range(prefix: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The run ids starting with ``prefix``, as a range of the primary key.
+
+    None when no run id (hex digits in the 8-4-4-4-12 shape) can start so.
+    """
+    text = prefix.lower()
+    if not text or len(text) > len(_UUID_SHAPE):
+        return None
+    for char, shape in zip(text, _UUID_SHAPE, strict=False):
+        if (char == "-") != (shape == "-") or (shape == "x" and char not in "0123456789abcdef"):
+            return None
+    digits = text.replace("-", "")
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _run_filters(
+    where: list[str],
+    params: list[object],
+    *,
+    parent_id: object = None,
+    created_after: object = None,
+    created_before: object = None,
+    search: str | None = None,
+) -> None:
+    """The filters ``list_runs`` and ``count_runs`` share, added to ``where`` and ``params``.
+
+    ``search`` matches a run id (whole, or its beginning: a range of the primary key) or an
+    idempotency key (whole, or its beginning).
+    """
+    if parent_id is not None:
+        where.append("parent_id = %s")
+        params.append(parent_id)
+    if created_after is not None:
+        where.append("created_at >= %s")
+        params.append(created_after)
+    if created_before is not None:
+        where.append("created_at < %s")
+        params.append(created_before)
+    if search:
+        try:
+            exact = uuid.UUID(search)
+        except ValueError:
+            exact = None
+        if exact is not None:
+            where.append("(id = %s OR idempotency_key = %s)")
+            params.extend([exact, search])
+            return
+        ids = _id_range(search)
+        if ids is None:
+            where.append("idempotency_key LIKE %s")
+            params.append(_like_prefix(search))
+        else:
+            where.append("(id BETWEEN %s AND %s OR idempotency_key LIKE %s)")
+            params.extend([*ids, _like_prefix(search)])
+
+
+def count_runs_query(
+    schema: str,
+    *,
+    workflow: str | None = None,
+    parent_id: object = None,
+    created_after: object = None,
+    created_before: object = None,
+    search: str | None = None,
+    statuses: list[str],
+    cap: int,
+) -> tuple[str, list[object]]:
+    """How many runs of each status match, each count stopping at ``cap + 1`` rows.
+
+    One bounded read per status (an index range of ``runs_by_status`` or, with a workflow,
+    ``runs_by_workflow_status``), so a page showing counts costs the same at a million runs.
+    """
+    where = ["r.status = s.status"]
+    params: list[object] = []
+    if workflow is not None:
+        where.append("r.workflow = %s")
+        params.append(workflow)
+    filters: list[str] = []
+    _run_filters(
+        filters,
+        params,
+        parent_id=parent_id,
+        created_after=created_after,
+        created_before=created_before,
+        search=search,
+    )
+    where.extend(filters)  # unqualified: only runs (r) has those columns
+    text = (
+        "SELECT s.status, (SELECT count(*) FROM (SELECT 1 FROM {schema}.runs r WHERE "
+        + " AND ".join(where)
+        + " LIMIT %s) c) FROM unnest(%s::text[]) AS s(status)"
+    )
+    return quoter(schema)(text), [*params, cap + 1, statuses]

@@ -432,13 +432,35 @@ class Store(abc.ABC):
         before: tuple[datetime, str] | None = None,
         summary: bool = False,
         parent_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        search: str | None = None,
     ) -> list[Run]:
         """Runs newest first, optionally filtered; ``before`` continues after a previous page.
 
-        ``parent_id`` lists the children of that run.
+        ``parent_id`` lists the children of that run; ``created_after`` (inclusive) and
+        ``created_before`` (exclusive) bound the creation time; ``search`` matches a run id
+        (whole, or its beginning) or an idempotency key (whole, or its beginning).
 
         With ``summary`` the input and output are not read (they come back as None), so a page
         of listings costs little whatever the runs hold.
+        """
+
+    @abc.abstractmethod
+    def count_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        parent_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        search: str | None = None,
+        cap: int = 10_000,
+    ) -> dict[RunStatus, int]:
+        """How many runs match (the filters of :meth:`list_runs`) in each status.
+
+        Counting stops past ``cap``: a status with more matching runs counts ``cap + 1`` (show
+        it as "more than cap"), so the answer costs the same however many runs are stored.
         """
 
     @abc.abstractmethod

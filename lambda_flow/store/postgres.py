@@ -52,7 +52,7 @@ from ..core import (
     StoreUnavailable,
     parse_duration,
 )
-from ._sql import list_runs_query, quoter, statements
+from ._sql import count_runs_query, list_runs_query, quoter, statements
 from .base import (
     BatchPlan,
     BatchProgress,
@@ -527,6 +527,9 @@ class PostgresStore(Store):
         before: tuple[datetime, str] | None = None,
         summary: bool = False,
         parent_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        search: str | None = None,
     ) -> list[Run]:
         parent = None
         if parent_id is not None:
@@ -541,8 +544,38 @@ class PostgresStore(Store):
             before=before,
             summary=summary,
             limit=limit,
+            created_after=created_after,
+            created_before=created_before,
+            search=search,
         )
         return [self._run(r) for r in self._read(query, params)]
+
+    def count_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        parent_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        search: str | None = None,
+        cap: int = 10_000,
+    ) -> dict[RunStatus, int]:
+        parent = None
+        if parent_id is not None:
+            parent = self._uuid(parent_id)
+            if parent is None:
+                return dict.fromkeys(RunStatus, 0)
+        query, params = count_runs_query(
+            self.schema,
+            workflow=workflow,
+            parent_id=parent,
+            created_after=created_after,
+            created_before=created_before,
+            search=search,
+            statuses=[s.value for s in RunStatus],
+            cap=max(cap, 0),
+        )
+        return {RunStatus(status): int(count) for status, count in self._read(query, params)}
 
     def get_history(self, run_id: str) -> list[StepAttempt]:
         key = self._uuid(run_id)
