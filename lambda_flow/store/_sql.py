@@ -649,8 +649,20 @@ def _id_range(prefix: str) -> tuple[uuid.UUID, uuid.UUID] | None:
     return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
 
 
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _key_prefix(prefix: str) -> tuple[str, list[object]]:
+    """Idempotency keys starting with ``prefix``: a range of ``runs_by_key_prefix`` (0013).
+
+    Character by character (``~>=~``, ``~<~``): the keys from ``prefix`` up to ``prefix`` with
+    its last character's code point plus one.
+    """
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF:  # no next character: the rest of the range
+        return "idempotency_key ~>=~ %s", [prefix]
+    after = last + 1 if last + 1 != 0xD800 else 0xE000  # past the surrogates, not text
+    return "idempotency_key ~>=~ %s AND idempotency_key ~<~ %s", [
+        prefix,
+        prefix[:-1] + chr(after),
+    ]
 
 
 def _run_filters(
@@ -685,13 +697,14 @@ def _run_filters(
             where.append("(id = %s OR idempotency_key = %s)")
             params.extend([exact, search])
             return
+        keys, key_params = _key_prefix(search)
         ids = _id_range(search)
         if ids is None:
-            where.append("idempotency_key LIKE %s")
-            params.append(_like_prefix(search))
+            where.append(keys)
+            params.extend(key_params)
         else:
-            where.append("(id BETWEEN %s AND %s OR idempotency_key LIKE %s)")
-            params.extend([*ids, _like_prefix(search)])
+            where.append(f"(id BETWEEN %s AND %s OR {keys})")
+            params.extend([*ids, *key_params])
 
 
 def count_runs_query(

@@ -118,3 +118,17 @@ def test_time_bounds_take_any_timezone(service: WorkflowService, runs: list[str]
     assert [r.id for r in service.list_runs(created_before=local + timedelta(minutes=1))] == [
         runs[0]
     ]
+
+
+def test_a_key_search_ending_in_any_character_is_a_valid_range(
+    flow: Flow, service: WorkflowService
+) -> None:
+    @flow.workflow
+    async def keyed(wf: WorkflowContext) -> int:
+        return 1
+
+    for key in ("k\ud7ff-a", "k\U0010ffff-b", "kz"):
+        service.start("keyed", idempotency_key=key)
+    assert len(service.list_runs(search="k\ud7ff")) == 1
+    assert len(service.list_runs(search="k\U0010ffff")) == 1
+    assert len(service.list_runs(search="k")) == 3
