@@ -375,8 +375,10 @@ def _cases(schema: str, n: int) -> list[Case]:
         # The second page: the cursor of the first page's last run (found when measured).
         cases.append(Case(f"list_runs {label} +cursor", "", ("page2", kw)))
     statuses = [status.value for status in RunStatus]
+    # Each status's count stops past the cap (10,000 in the store): bounded, not flat, below it.
+    # Measured with a cap both sizes reach; the default's figures are in docs/performance.md.
     for label, kw in (("(no filter)", {}), ("workflow", {"workflow": "wf3"})):
-        query, params = count_runs_query(schema, **kw, statuses=statuses, cap=10_000)
+        query, params = count_runs_query(schema, **kw, statuses=statuses, cap=1_000)
         cases.append(Case(f"count_runs {label}", query, params))
     cases += [
         Case("get_run", s["get_run"], [finished]),
@@ -425,8 +427,9 @@ _LIST_FILTERS: list[tuple[str, dict[str, Any]]] = [
     ("workflow+failed (none)", {"workflow": "wf3", "status": "failed"}),
     ("workflow+running", {"workflow": "wf3", "status": "running"}),
     ("parent_id", {"parent": True}),
-    # The console's search box: a run id's beginning (a primary-key range) or a key's.
-    ("search=7f3", {"search": "7f3"}),
+    # The console's search box: a run id's first block (a primary-key range) or a key's
+    # beginning; a shorter prefix matches a share of the history, read in full and sorted.
+    ("search=7f3a9c01", {"search": "7f3a9c01"}),
 ]
 
 
