@@ -310,19 +310,23 @@ class PostgresStore(Store):
             self.migrate()
 
     # -- plumbing --------------------------------------------------------------------------
-    def _fetchall(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+    def _fetchall(
+        self, query: str, params: Any = None, *, prepare: bool | None = None
+    ) -> list[tuple[Any, ...]]:
         self.stats.round_trips += 1
         self.stats.commits += 1  # autocommit: each statement is its own transaction
         conn = self._pinned.get()
         try:
             if conn is not None:
-                return conn.execute(query, params).fetchall()
+                return conn.execute(query, params, prepare=prepare).fetchall()
             with self._connection() as conn:
-                return conn.execute(query, params).fetchall()
+                return conn.execute(query, params, prepare=prepare).fetchall()
         except psycopg.OperationalError as exc:  # the connection died, or the server refused
             raise _unavailable(exc) from exc
 
-    def _read(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+    def _read(
+        self, query: str, params: Any = None, *, prepare: bool | None = None
+    ) -> list[tuple[Any, ...]]:
         """``_fetchall`` for an idempotent read, asked once more when its connection failed.
 
         A failed connection means the database restarted under it. Not asked again on a pinned
@@ -330,11 +334,11 @@ class PostgresStore(Store):
         a connection.
         """
         try:
-            return self._fetchall(query, params)
+            return self._fetchall(query, params, prepare=prepare)
         except StoreUnavailable as exc:
             if self._pinned.get() is not None or isinstance(exc.__cause__, PoolTimeout):
                 raise
-        return self._fetchall(query, params)
+        return self._fetchall(query, params, prepare=prepare)
 
     def _check_on_checkout(self, conn: psycopg.Connection[Any]) -> None:
         """psycopg_pool's check; a dead connection gets the other idle ones tested at once.
@@ -548,7 +552,10 @@ class PostgresStore(Store):
             created_before=created_before,
             search=search,
         )
-        return [self._run(r) for r in self._read(query, params)]
+        # A search is planned for its text each time (never prepared): a generic plan cannot
+        # see that a prefix is a narrow range and reads the runs newest first instead.
+        rows = self._read(query, params, prepare=False if search else None)
+        return [self._run(r) for r in rows]
 
     def count_runs(
         self,
@@ -575,7 +582,8 @@ class PostgresStore(Store):
             statuses=[s.value for s in RunStatus],
             cap=max(cap, 0),
         )
-        return {RunStatus(status): int(count) for status, count in self._read(query, params)}
+        rows = self._read(query, params, prepare=False if search else None)  # as list_runs
+        return {RunStatus(status): int(count) for status, count in rows}
 
     def get_history(self, run_id: str) -> list[StepAttempt]:
         key = self._uuid(run_id)

@@ -132,3 +132,25 @@ def test_a_key_search_ending_in_any_character_is_a_valid_range(
     assert len(service.list_runs(search="k\ud7ff")) == 1
     assert len(service.list_runs(search="k\U0010ffff")) == 1
     assert len(service.list_runs(search="k")) == 3
+
+
+def test_a_search_is_never_prepared_so_never_runs_on_a_generic_plan(
+    database_url: str, schema: str, runs: list[str]
+) -> None:
+    from lambda_flow import PostgresStore
+
+    store = PostgresStore(database_url, schema=schema, min_connections=1, max_connections=1)
+    try:
+        for _ in range(7):  # psycopg prepares a statement on its 5th run
+            store.list_runs(search="order-")
+            store.count_runs(search="order-")
+            store.list_runs(workflow="done")
+        with store._connection() as conn:
+            prepared = [
+                row[0]
+                for row in conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+            ]
+    finally:
+        store.close()
+    assert any("workflow = $1" in text for text in prepared)  # the plain listing is prepared
+    assert not any("~>=~" in text for text in prepared)
