@@ -42,20 +42,25 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from lambda_flow.console import CostModel
+
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results.json"
+_RUN_PRICES = CostModel()
+"""The library's per-run cost model (the console, ``lambda-flow status --cost``): one home for
+the prices and assumptions both use."""
 
 
 @dataclass(frozen=True, slots=True)
 class Prices:
     """US East (N. Virginia) list prices in dollars, beyond the free tiers."""
 
-    lambda_request: float = 0.20 / 1e6
+    lambda_request: float = _RUN_PRICES.lambda_request
     """Per Lambda invocation."""
-    lambda_gb_second: float = 0.0000133334
+    lambda_gb_second: float = _RUN_PRICES.lambda_gb_second
     """Per GB-second of Lambda duration on arm64 (x86: 0.0000166667)."""
-    sqs_request: float = 0.40 / 1e6
+    sqs_request: float = _RUN_PRICES.sqs_request
     """Per SQS standard-queue request (a batch of up to 10 messages is one request)."""
-    db_io: float = 0.20 / 1e6
+    db_io: float = _RUN_PRICES.db_io
     """Per Aurora (Standard) I/O request; I/O-Optimized clusters pay none, at a higher ACU price."""
     sfn_transition: float = 25.0 / 1e6
     """Per Step Functions Standard state transition."""
@@ -67,13 +72,13 @@ class Prices:
 class Assumptions:
     """What the measurements cannot tell: how AWS differs from this machine."""
 
-    memory_gb: float = 0.5
+    memory_gb: float = _RUN_PRICES.memory_gb
     """template.yaml's MemorySize (512 MB), for every function."""
-    db_rtt_ms: float = 1.0
+    db_rtt_ms: float = _RUN_PRICES.db_rtt_ms
     """One SQL round trip from Lambda to Aurora through RDS Proxy, same AZ."""
-    sqs_call_ms: float = 15.0
+    sqs_call_ms: float = _RUN_PRICES.sqs_call_ms
     """One SQS API call from Lambda (SendMessage / SendMessageBatch)."""
-    event_source_requests: float = 2.0
+    event_source_requests: float = _RUN_PRICES.event_source_requests
     """SQS requests the Lambda event source makes per delivered message (receive, delete)."""
     function_ms: float = 1.0
     """The user's own work per step attempt, the same for every engine."""

@@ -26,6 +26,12 @@ ENV_MAX_RECEIVES = "LAMBDA_FLOW_MAX_RECEIVES"
 ENV_STEP_TIMEOUT = "LAMBDA_FLOW_STEP_TIMEOUT_SECONDS"
 ENV_ALLOW_ANONYMOUS = "LAMBDA_FLOW_ALLOW_ANONYMOUS"
 """``true`` to serve callers API Gateway did not authenticate (default ``false``)."""
+ENV_MCP_ENABLED = "LAMBDA_FLOW_MCP_ENABLED"
+"""``true`` to serve the MCP route ``POST /mcp`` on the Api function (the template's
+``McpEnabled``; default ``false``). It needs the ``mcp`` package in the deployment."""
+ENV_CONSOLE_ENABLED = "LAMBDA_FLOW_CONSOLE_ENABLED"
+"""``false`` to leave out the web console's routes under ``/console`` (the template's
+``ConsoleEnabled``; default ``true``)."""
 ENV_TRIGGER_WORKFLOW = "LAMBDA_FLOW_TRIGGER_WORKFLOW"
 """The workflow a queue or schedule trigger function starts."""
 ENV_RETENTION_DAYS = "LAMBDA_FLOW_RETENTION_DAYS"
@@ -80,6 +86,10 @@ class AwsSettings:
     """Serve API callers API Gateway did not authenticate (local use only)."""
     retention_days: int = 0
     """The sweeper deletes finished runs that ended more than this many days ago; 0: never."""
+    mcp_enabled: bool = False
+    """The API serves MCP at ``POST /mcp`` (workflows as tools for AI agents)."""
+    console_enabled: bool = True
+    """The API serves the web console under ``/console``."""
 
     @classmethod
     def load(
@@ -162,6 +172,10 @@ class AwsSettings:
                 ENV_ALLOW_ANONYMOUS, get(ENV_ALLOW_ANONYMOUS, "allow_anonymous")
             ),
             retention_days=_retention_days(get(ENV_RETENTION_DAYS, "retention_days")),
+            mcp_enabled=_yes_no(ENV_MCP_ENABLED, get(ENV_MCP_ENABLED, "mcp_enabled")),
+            console_enabled=_yes_no(
+                ENV_CONSOLE_ENABLED, get(ENV_CONSOLE_ENABLED, "console_enabled") or "true"
+            ),
         )
 
 

@@ -25,6 +25,7 @@ import psycopg
 
 from ..core import DEFAULT_SCHEMA, ENV_APP, ENV_SCHEMA, Clock, LambdaFlowError
 from ._callbacks import add_callback
+from ._console import add_console
 from ._db import add_db
 from ._demo import add_demo
 from ._dev import add_dev, add_invoke
@@ -33,6 +34,7 @@ from ._gc import add_gc
 from ._graph import add_graph
 from ._histories import add_export, add_replay
 from ._init import add_init
+from ._mcp import add_mcp
 from ._output import one_line
 from ._runs import (
     add_cancel,
@@ -68,7 +70,9 @@ _COMMANDS: tuple[Callable[[AddCommand], None], ...] = (
     add_callback,
     add_graph,
     add_dev,
+    add_console,
     add_invoke,
+    add_mcp,
     add_export,
     add_replay,
     add_cancel,

@@ -26,6 +26,7 @@ from ._session import (
 from ._watch import Progress, carry_on, interruptible, wait_for_run
 
 if TYPE_CHECKING:
+    from ..core import Run
     from ..service import WorkflowService
 
 
@@ -110,7 +111,37 @@ def _cmd_status(session: Session) -> int:
     run = service.get_run(session.args.run_id)
     if run is None:
         raise CommandError(f"unknown run {session.args.run_id!r}")
+    if session.args.cost or session.args.price:
+        return _print_cost(service, run, session.args.price or [], as_json=session.args.json)
     print(run.model_dump_json(indent=2))
+    return EXIT_OK
+
+
+def _print_cost(service: WorkflowService, run: Run, prices: list[str], *, as_json: bool) -> int:
+    """What the run costs on AWS, as the console's run page shows it."""
+    from ..console import CostModel, count_run, run_cost
+
+    overrides: dict[str, float] = {}
+    for given in prices:
+        name, sep, value = given.partition("=")
+        try:
+            overrides[name.strip().replace("-", "_")] = float(value)
+        except ValueError:
+            raise CommandError(f"--price takes NAME=NUMBER, got {given!r}") from None
+        if not sep:
+            raise CommandError(f"--price takes NAME=NUMBER, got {given!r}")
+    try:
+        model = CostModel.with_overrides(overrides)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    cost = run_cost(count_run(service.get_run_history(run.id), since=run.created_at), model)
+    if as_json:
+        print(to_json({"run_id": run.id, "workflow": run.workflow, **cost.to_json()}))
+        return EXIT_OK
+    print(f"run {run.id} ({run.workflow}, {run.status.value}) on AWS, remote mode:")
+    for item, counted, dollars in cost.items():
+        print(f"  {item:<22} {counted:<34} ${dollars:.8f}")
+    print(f"  {'total':<22} {'':<34} ${cost.total:.8f} (${cost.total * 1e6:,.2f} per million runs)")
     return EXIT_OK
 
 
@@ -233,9 +264,21 @@ def add_run(command: AddCommand) -> None:
 
 
 def add_status(command: AddCommand) -> None:
-    """Add ``status RUN_ID``."""
-    status = command("status", _cmd_status, "print a run as JSON")
+    """Add ``status RUN_ID [--cost [--json] [--price NAME=VALUE ...]]``."""
+    status = command("status", _cmd_status, "print a run as JSON (--cost: what it costs on AWS)")
     status.add_argument("run_id", metavar="RUN_ID")
+    status.add_argument(
+        "--cost",
+        action="store_true",
+        help="print what the run costs on AWS, from its history at the benchmark's prices",
+    )
+    status.add_argument("--json", action="store_true", help="with --cost: print JSON")
+    status.add_argument(
+        "--price",
+        action="append",
+        metavar="NAME=VALUE",
+        help="with --cost: override a CostModel field, e.g. --price db_io=0 --price memory_gb=1",
+    )
 
 
 def add_history(command: AddCommand) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..core import RunStatus, run_sync
+
 if TYPE_CHECKING:
     from ..core import Run
     from ..store.base import RunOutcome, StepRecord
@@ -99,3 +101,23 @@ class Driver(abc.ABC):
         Inline mode drives it, stopping at the first timer past the deadline; remote mode queues
         it and polls.
         """
+
+    def wait(self, engine: Engine, run_id: str, *, deadline: datetime, poll: timedelta) -> None:
+        """Return once the run has left ``running`` or ``deadline`` has passed.
+
+        Someone else drives the run (remote mode: the workers): look at it every ``poll`` on the
+        engine's clock. Inline mode drives it here instead (``InlineDriver.wait``).
+        """
+
+        async def settled() -> None:
+            clock = engine.clock
+            while True:
+                run = engine.store.get_run(run_id)
+                if run is None or run.status is not RunStatus.RUNNING:
+                    return
+                now = clock.now()
+                if now >= deadline:
+                    return
+                await clock.sleep_until(min(now + poll, deadline))
+
+        run_sync(settled())

@@ -32,6 +32,8 @@ from ._retry import RetryPolicy
 from ._timeout import parse_timeout
 
 if TYPE_CHECKING:
+    from ..agents import ToolFormat, ToolResult
+    from ..core import Caller
     from ._context import WorkflowContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -124,6 +126,8 @@ class WorkflowDef:
     API's own authorizer let through)."""
     timeout: timedelta | None = None
     """How long a run may take before it fails with ``RunDeadlineExceeded`` (None: forever)."""
+    tool: bool = True
+    """Offered to AI agents as a tool (``lambda-flow mcp``, ``Flow.tool_specs``); False opts out."""
 
     def allows(self, request: AccessRequest) -> bool:
         """Ask the workflow's ``authorize`` hook; True when it has none."""
@@ -302,6 +306,7 @@ class Flow:
         tags: tuple[str, ...] | list[str] = (),
         authorize: Callable[[AccessRequest], bool] | None = None,
         timeout: Duration | None = None,
+        tool: bool = True,
     ) -> Callable[[F], F]: ...
 
     def workflow(
@@ -313,13 +318,16 @@ class Flow:
         tags: tuple[str, ...] | list[str] = (),
         authorize: Callable[[AccessRequest], bool] | None = None,
         timeout: Duration | None = None,
+        tool: bool = True,
     ) -> Any:
         """Register a workflow: ``async def body(wf: WorkflowContext, data) -> result``.
 
         ``authorize`` sees an :class:`AccessRequest` (caller, action, input or run id) for every
-        API call on this workflow and returns False to refuse it. ``timeout`` is how long a run
-        may take (``"7d"``): past it the run fails with ``RunDeadlineExceeded``
-        (``start(run_timeout=...)`` overrides it per run).
+        API call (and agent tool call) on this workflow and returns False to refuse it.
+        ``timeout`` is how long a run may take (``"7d"``): past it the run fails with
+        ``RunDeadlineExceeded`` (``start(run_timeout=...)`` overrides it per run). ``tool=False``
+        keeps the workflow out of the tools offered to AI agents (``lambda-flow mcp``,
+        :meth:`tool_specs`); the description (else the docstring) is the tool's description.
 
         Raises:
             InvalidOption: ``timeout`` is not a positive duration.
@@ -348,6 +356,7 @@ class Flow:
                 tags=tuple(tags),
                 authorize=authorize,
                 timeout=run_timeout,
+                tool=bool(tool),
             )
             return f
 
@@ -371,6 +380,98 @@ class Flow:
 
     def __iter__(self) -> Iterator[WorkflowDef]:
         return iter(self._workflows.values())
+
+    def allows(self, request: AccessRequest) -> bool:
+        """Whether the workflow's ``authorize`` hook lets ``request`` through.
+
+        A workflow this app does not register (an old run's) has no hook to ask: it is refused
+        when any registered workflow has a hook (fail closed), allowed otherwise.
+        """
+        definition = self._workflows.get(request.workflow)
+        if definition is None:
+            return not any(d.authorize is not None for d in self)
+        return definition.allows(request)
+
+    # -- tools for AI agents ---------------------------------------------------------------
+    # The tool semantics live in lambda_flow.agents (above the engine): these two methods import
+    # it when called, as an optional feature (docs/agents.md, "Where the code lives").
+    def tool_specs(
+        self, format: ToolFormat = "mcp", *, run_tools: bool = True, wait: Duration = "20s"
+    ) -> list[dict[str, Any]]:
+        """Tool definitions of this app's workflows, for agent frameworks that take plain specs.
+
+        One tool per workflow (named after it; ``tool=False`` leaves it out) that starts a run
+        and waits a bounded time for its result, plus the run tools (``get_run``,
+        ``get_run_history``, ``list_runs``, ``resume_run``, ``cancel_run`` and, when a workflow
+        uses callbacks, ``complete_callback``) unless ``run_tools`` is False.
+
+        Args:
+            format: ``"openai"`` (Chat Completions: ``{"type": "function", "function": {"name",
+                "description", "parameters"}}``), ``"anthropic"`` (``{"name", "description",
+                "input_schema"}``) or ``"mcp"`` (``{"name", "description", "inputSchema"}``).
+            run_tools: include the run tools.
+            wait: how long the workflow tools wait (said in their descriptions; pass the same
+                ``wait`` to :meth:`call_tool`).
+
+        Returns:
+            The definitions, workflow tools first (by name), then the run tools.
+
+        Raises:
+            InvalidOption: an unknown ``format``.
+            ConfigurationError: two tools would have the same name (rename a workflow or give it
+                ``tool=False``).
+        """
+        from ..agents import tool_specs
+
+        return tool_specs(self, format, run_tools=run_tools, wait=wait)
+
+    def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        service: Any = None,
+        caller: Caller | None = None,
+        wait: Duration = "20s",
+        idempotency_key: str | None = None,
+    ) -> ToolResult:
+        """Run one tool of :meth:`tool_specs` the way the MCP server does; its result.
+
+        A workflow tool validates ``arguments`` as the workflow's input, asks the workflow's
+        ``authorize`` hook (``start``, with ``caller``), starts a run and waits up to ``wait``:
+        the output comes back, or the run id with its status (``running``/``suspended``) and
+        what it waits for. Every problem (unknown tool, bad arguments naming the field, a
+        refusal, an unknown run) is a result with ``is_error`` True; nothing is started then.
+
+        Args:
+            name: the tool's name.
+            arguments: its arguments (a JSON object).
+            service: the :class:`~lambda_flow.WorkflowService` of this app to run on (inline or
+                remote mode); by default one made on first use over ``LAMBDA_FLOW_DATABASE_URL``
+                (else the embedded Postgres), inline, kept for later calls.
+            caller: who asks, as the ``authorize`` hooks see it (default: anonymous).
+            wait: how long a workflow tool waits for the run to end (``get_run``'s
+                ``wait_seconds`` is capped at it too).
+            idempotency_key: a workflow tool called again with the same key and input returns the
+                first run instead of starting another.
+
+        Returns:
+            The result: ``data`` (JSON), ``is_error`` and ``text`` (``data`` as JSON text).
+
+        Raises:
+            ConfigurationError: ``service`` runs another Flow.
+        """
+        from ..agents import call_tool
+
+        return call_tool(
+            self,
+            name,
+            arguments,
+            service=service,
+            caller=caller,
+            wait=wait,
+            idempotency_key=idempotency_key,
+        )
 
     def run_body(self, definition: WorkflowDef, wf: WorkflowContext, stored_input: Any) -> Any:
         """The coroutine of one execution of a workflow body."""

@@ -4,6 +4,10 @@ Settings come from the environment (see ``lambda_flow.aws.config``): ``LAMBDA_FL
 database, optionally the queues (remote mode; without them runs go inline, in this function).
 ``LAMBDA_FLOW_ALLOW_ANONYMOUS=true`` serves callers API Gateway did not authenticate, for local
 use; by default every route but ``/openapi.json`` needs an IAM or JWT caller.
+``LAMBDA_FLOW_MCP_ENABLED=true`` adds the MCP route ``POST /mcp`` (its SDK is imported by the
+first request to it, so the cold start is the same either way).
+``LAMBDA_FLOW_CONSOLE_ENABLED=false`` leaves out the web console under ``/console`` (served by
+default; ``lambda_flow.console`` and Jinja2 are imported by its first request).
 
 In Lambda the runtime and the resolver are built at import, so a bad setting fails the cold
 start with a message naming the variable. Elsewhere (tests, tools importing this module) they
@@ -60,6 +64,8 @@ def get_app() -> APIGatewayHttpResolver:
             max_body_bytes=runtime.settings.max_body_bytes,
             allow_anonymous=anonymous,
             logger=logger,
+            mcp=runtime.settings.mcp_enabled,
+            console=runtime.settings.console_enabled,
         )
         _built.runtime = runtime
         logger.info(

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -210,11 +210,17 @@ def _http_handler(
         timeout = read_timeout  # a client that sends less body than it announced is cut off
 
         def _answer(
-            self, status: int, body: bytes, headers: Mapping[str, str] | None = None
+            self,
+            status: int,
+            body: bytes,
+            headers: Mapping[str, str] | None = None,
+            cookies: Sequence[str] = (),
         ) -> None:
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
+            for cookie in cookies:  # payload v2 answers carry Set-Cookie values apart
+                self.send_header("Set-Cookie", cookie)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -270,7 +276,8 @@ def _http_handler(
                 else str(payload).encode("utf-8")
             )
             headers = {name: str(value) for name, value in (response.get("headers") or {}).items()}
-            self._answer(int(response.get("statusCode", 200)), data, headers)
+            cookies = [str(c) for c in response.get("cookies") or []]
+            self._answer(int(response.get("statusCode", 200)), data, headers, cookies)
 
         def _not_allowed(self) -> None:
             self._refuse(
@@ -412,6 +419,7 @@ class DevRuntime:
             a time (as concurrent StepWorker invocations): gathered RPC steps run side by side.
         orchestrators: orchestration passes run at once (of different runs: a run's lease
             keeps its passes one at a time).
+        console: serve the web console at ``/console`` (``lambda_flow.console``).
     """
 
     def __init__(
@@ -432,6 +440,7 @@ class DevRuntime:
         aws_queue_prefix: str = "lambda-flow-dev",
         step_workers: int = DEFAULT_STEP_WORKERS,
         orchestrators: int = DEFAULT_ORCHESTRATORS,
+        console: bool = True,
     ) -> None:
         from ..aws.api import build_api
         from ..store.embedded import resolve_database_url
@@ -479,8 +488,13 @@ class DevRuntime:
             )
         self.service = WorkflowService(flow, store=self.store, queue=queue, clock=clock)
         self.dispatcher = Dispatcher(self.service)
+        self.console = console
         api = build_api(
-            self.service, flow, allow_anonymous=allow_anonymous, max_body_bytes=MAX_BODY_BYTES
+            self.service,
+            flow,
+            allow_anonymous=allow_anonymous,
+            max_body_bytes=MAX_BODY_BYTES,
+            console=console,
         )
         self.pumps: list[_LocalPump | _SqsPump] = []
         """One per draining thread: ``orchestrators`` of them, then ``step_workers``."""
@@ -574,6 +588,8 @@ class DevRuntime:
             endpoint = DevEndpoint(self.url, os.getpid(), self.database_url, self.schema)
             with published(endpoint):
                 print(f"lambda-flow dev: API on {self.url} ({queues}; Ctrl-C stops)", flush=True)
+                if self.console:
+                    print(f"lambda-flow dev: console on {self.url}/console", flush=True)
                 threading.Event().wait()
         except (KeyboardInterrupt, _Stopped):
             pass

@@ -7,7 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..core import (
@@ -227,6 +227,26 @@ class WorkflowService:
             self.engine, run_id, created=created, deadline=deadline, poll=parse_duration(poll)
         )
         return self._require(run_id)
+
+    def wait(self, run_id: str, *, timeout: Duration, poll: Duration = "250ms") -> Run:
+        """Wait up to ``timeout`` for a run to leave ``running``; the run as it then is.
+
+        Inline mode drives the run here (as :meth:`start_and_wait` does, stopping at the first
+        timer past the deadline); remote mode looks at it every ``poll`` on the service's clock
+        while the workers drive it. A run that is not running comes back at once.
+
+        Raises:
+            RunNotFound: unknown run.
+            InvalidOption: ``timeout`` or ``poll`` is negative.
+        """
+        wait, every = parse_duration(timeout), parse_duration(poll)
+        if wait < timedelta(0) or every <= timedelta(0):
+            raise InvalidOption("timeout", "must not be negative (and poll must be positive)")
+        run = self._require(run_id)
+        if run.status is RunStatus.RUNNING and wait > timedelta(0):
+            self.driver.wait(self.engine, run.id, deadline=self.clock.now() + wait, poll=every)
+            run = self._require(run.id)
+        return run
 
     def _create(
         self,

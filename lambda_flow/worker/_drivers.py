@@ -56,6 +56,13 @@ class InlineDriver(Driver):
         await self.drive(engine, child_id, until, stop_outside=True)
         return engine.store.get_run(child_id)
 
+    def wait(self, engine: Engine, run_id: str, *, deadline: datetime, poll: timedelta) -> None:
+        """Drive the run here until it rests or its next timer is past ``deadline``.
+
+        As :meth:`start_and_wait` does: nobody else drives a run in inline mode.
+        """
+        run_sync(self.drive(engine, run_id, deadline))
+
     async def wake(self, engine: Engine, run_ids: Sequence[str]) -> None:
         # A parent whose pass is under way (it drove this child) is not taken again here:
         # its lease is held, and that pass reads the child's end itself.

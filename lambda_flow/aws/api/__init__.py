@@ -18,6 +18,9 @@ Routes (JSON, snake_case):
 - ``GET /openapi.json``: the OpenAPI document, with a typed start and run operation per
   workflow; ``GET /docs``: the Swagger UI over it (both served without a caller: they hold no
   run data).
+- ``POST /mcp`` (``build_api(mcp=True)``, the template's ``McpEnabled``): the Model Context
+  Protocol, streamable HTTP in stateless mode, every workflow a tool for AI agents
+  (``lambda_flow.agents``; ``_agents`` here), behind the same caller checks and hooks.
 
 Errors are ``{"error": {"type", "message", "details"}}``: 400 a body that is not JSON (or not
 base64/UTF-8) or an input holding text the database cannot store (``UnstorableInput``, naming

@@ -30,6 +30,7 @@ from ...core import (
 )
 from ...engine import Flow
 from ...service import WorkflowService
+from ._agents import add_agent_route
 from ._models import (
     CallbackAnswer,
     RunFinished,
@@ -54,6 +55,7 @@ from ._openapi import (
 )
 from ._request import HttpError
 from ._routes import _WorkflowRoutes
+from ._web import add_console_routes
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -102,6 +104,8 @@ def build_api(
     logger: logging.Logger | Logger | None = None,
     max_page_bytes: int = MAX_PAGE_BYTES,
     docs: bool = True,
+    console: bool = True,
+    mcp: bool = False,
 ) -> APIGatewayHttpResolver:
     """The HTTP API over ``service`` as a Powertools resolver: ``app.resolve(event, context)``.
 
@@ -117,12 +121,18 @@ def build_api(
         max_page_bytes: a ``GET /runs`` page stops once its runs take this many bytes of JSON.
         docs: serve the Swagger UI at ``/docs`` (its script and styles ship inside Powertools;
             nothing is fetched from a CDN). ``template.yaml`` gives it no route on AWS.
+        console: serve the web console under ``/console`` (``lambda_flow.console``, imported
+            on its first request), with the same caller checks and ``authorize`` hooks.
+        mcp: serve MCP at ``POST /mcp`` (stateless streamable HTTP): every workflow as a tool
+            for AI agents, each call behind the same caller checks and ``authorize`` hooks
+            (``lambda_flow.agents``, imported on its first request; needs the ``mcp`` extra).
 
     Returns:
         The resolver, with every route and error answer registered.
 
     Raises:
-        ConfigurationError: ``flow`` is not the service's flow, or a limit is not positive.
+        ConfigurationError: ``flow`` is not the service's flow, a limit is not positive, or
+            ``mcp`` is asked without the ``mcp`` package installed.
     """
     poll = _checked_options(service, flow, max_body_bytes=max_body_bytes, poll=poll_interval)
     if max_page_bytes <= 0:
@@ -142,6 +152,10 @@ def build_api(
     _add_run_routes(routes)
     _add_callback_routes(routes)
     _add_meta_routes(routes, docs=docs)
+    if console:
+        add_console_routes(routes)
+    if mcp:
+        add_agent_route(routes)
     _add_error_answers(app, routes)
     return app
 

@@ -516,7 +516,58 @@ def test_the_routes_are_the_apis_routes(
         )
     }
 
-    assert set(_routes(deployment)) == served | {"GET /openapi.json"}
+    # The console's routes are left out of the document; two template routes serve them all.
+    assert set(_routes(deployment)) == served | {"GET /openapi.json"} | CONSOLE_ROUTES
+
+
+CONSOLE_ROUTES = {"GET /console", "ANY /console/{proxy+}"}
+
+
+def test_console_enabled_serves_the_console_behind_the_same_auth(
+    cfn: dict[str, Any], deployment: Deployment
+) -> None:
+    """Issue 15: ``ConsoleEnabled`` (default on) routes ``/console`` to the Api function."""
+    from lambda_flow.aws.api._web import CONSOLE_RULES
+
+    on = _routes(deployment)
+    assert set(on) >= CONSOLE_ROUTES
+    for key in CONSOLE_ROUTES:
+        assert on[key]["AuthorizationType"] == "AWS_IAM", key
+        assert on[key]["Target"] == on["GET /runs/{run_id}"]["Target"], key  # the Api function
+    assert AwsSettings.load(_env(deployment, "Api")).console_enabled is True
+    for method, rule in CONSOLE_RULES:  # every path the resolver serves has a route
+        assert rule == "/console" or (rule.startswith("/console/") and method in ("GET", "POST"))
+
+    off = Deployment(cfn, PARAMETERS | {"ConsoleEnabled": "false"})
+    assert set(_routes(off)) == set(on) - CONSOLE_ROUTES
+    assert AwsSettings.load(_env(off, "Api")).console_enabled is False
+
+
+def test_mcp_enabled_adds_the_mcp_route_behind_the_same_auth(
+    cfn: dict[str, Any], deployment: Deployment
+) -> None:
+    """Issue 16: ``McpEnabled`` (default off) adds ``POST /mcp`` and tells the Api function."""
+    off = _routes(deployment)
+    assert "POST /mcp" not in off
+    assert AwsSettings.load(_env(deployment, "Api")).mcp_enabled is False
+
+    on = Deployment(cfn, PARAMETERS | {"McpEnabled": "true"})
+    routes = _routes(on)
+    assert set(routes) == set(off) | {"POST /mcp"}
+    mcp = routes["POST /mcp"]
+    assert mcp["AuthorizationType"] == "AWS_IAM"
+    assert mcp["Target"] == routes["GET /runs/{run_id}"]["Target"]  # the Api function
+    assert AwsSettings.load(_env(on, "Api")).mcp_enabled is True
+    for name in FUNCTIONS[1:]:
+        assert aws_config.ENV_MCP_ENABLED not in _env(on, name), name
+
+    issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example"
+    jwt = Deployment(
+        cfn,
+        PARAMETERS
+        | {"McpEnabled": "true", "AuthMode": "JWT", "JwtIssuer": issuer, "JwtAudience": "app"},
+    )
+    assert _routes(jwt)["POST /mcp"]["AuthorizationType"] == "JWT"
 
 
 def test_the_outputs_name_the_api_url_and_the_queues(deployment: Deployment) -> None:

@@ -1021,7 +1021,11 @@ def test_openapi_document_lists_every_route(api_client: ApiClient, workflows: An
     assert {p["name"] for p in start_op["parameters"]} == {"idempotency-key", "run_timeout"}
     listing = operations[("/runs", "get")]
     assert {p["name"] for p in listing["parameters"]} == {
-        "workflow", "status", "limit", "cursor", "parent_id",
+        "workflow",
+        "status",
+        "limit",
+        "cursor",
+        "parent_id",
     }
 
 

@@ -66,6 +66,11 @@ def _package_data(names: set[str], prefix: str) -> None:
     scaffold = ROOT / "lambda_flow" / "cli" / "scaffold"
     for template in scaffold.rglob("*.tmpl"):
         assert f"{prefix}lambda_flow/cli/scaffold/{template.relative_to(scaffold)}" in names
+    console = ROOT / "lambda_flow" / "console"  # the console's pages, stylesheet and script
+    shipped = [*console.glob("templates/*.html"), *console.glob("static/*")]
+    assert len(shipped) >= 10
+    for asset in shipped:
+        assert f"{prefix}lambda_flow/console/{asset.relative_to(console)}" in names
 
 
 def test_the_wheel_carries_the_package_data_extras_and_entry_points(wheelhouse: Wheelhouse) -> None:

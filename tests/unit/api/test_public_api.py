@@ -129,7 +129,35 @@ PACKAGE_SURFACES = {
         "RunSummary", "SigV4Auth", "WorkflowInfo",
     },
     "lambda_flow.testing.plugin": {"lf_clock", "lf_database_url", "lf_service"},
+    # issue 15: the web console and the per-run cost model
+    "lambda_flow.console": {
+        "CONTENT_SECURITY_POLICY", "Console", "ConsoleError", "ConsoleRequest", "ConsoleResponse",
+        "CostModel", "RunCost", "RunCounts", "count_run", "permits", "run_cost",
+    },
+    # issue 16: workflows as tools for AI agents
+    "lambda_flow.agents": {
+        "DEFAULT_WAIT", "RUN_TOOL_NAMES", "AgentTools", "HttpAnswer", "ToolDef", "ToolFormat",
+        "ToolResult",
+        "call_tool", "handle_http", "mcp_server", "serve_http", "serve_stdio", "tool_specs",
+    },
 }  # fmt: skip
+
+
+def test_agent_tool_signatures() -> None:
+    """Issue 16's names: ``@flow.workflow(tool=False)``, ``flow.tool_specs(format=...)``,
+    ``flow.call_tool(name, arguments)``; ``WorkflowService.wait`` backs ``get_run``'s wait."""
+    from lambda_flow.engine import Flow
+
+    assert inspect.signature(Flow.workflow).parameters["tool"].default is True
+    specs = inspect.signature(Flow.tool_specs)
+    assert list(specs.parameters)[:2] == ["self", "format"]
+    assert specs.parameters["format"].default == "mcp"
+    call = inspect.signature(Flow.call_tool)
+    assert list(call.parameters)[:3] == ["self", "name", "arguments"]
+    for option in ("service", "caller", "wait", "idempotency_key"):
+        assert call.parameters[option].kind is inspect.Parameter.KEYWORD_ONLY
+    wait = inspect.signature(WorkflowService.wait)
+    assert wait.parameters["timeout"].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 @pytest.mark.parametrize("package", sorted(PACKAGE_SURFACES))
