@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -495,6 +496,9 @@ class DevRuntime:
             allow_anonymous=allow_anonymous,
             max_body_bytes=MAX_BODY_BYTES,
             console=console,
+            # MCP at POST /mcp as on AWS with McpEnabled, when the SDK is installed (the
+            # `local` extra brings it): agents reach the same runs as the API and the console
+            mcp=importlib.util.find_spec("mcp") is not None,
         )
         self.pumps: list[_LocalPump | _SqsPump] = []
         """One per draining thread: ``orchestrators`` of them, then ``step_workers``."""

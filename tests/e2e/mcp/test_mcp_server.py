@@ -15,6 +15,7 @@ import selectors
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,37 @@ def test_streamable_http(http_server: str, db: psycopg.Connection[Any]) -> None:
             assert _data(result)["output"] == 8
 
     anyio.run(talk)
+
+
+def test_lambda_flow_dev_serves_mcp_next_to_its_api(
+    database_url: str, schema: str, db: psycopg.Connection[Any]
+) -> None:
+    from tests.e2e.local.test_dev_runtime import _spawn_dev
+
+    process, base = _spawn_dev(database_url, schema, app=APP)
+    try:
+
+        async def talk() -> None:
+            with anyio.fail_after(60):
+                async with Client(f"{base}/mcp") as client:
+                    tools = {tool.name for tool in (await client.list_tools()).tools}
+                    assert {"greet", "slow_report", "get_run"} <= tools
+                    short = await client.call_tool("greet", {"name": "Ada", "times": 2})
+                    assert _data(short)["output"] == {"message": "Hello, Ada! Hello, Ada!"}
+                    before = count_rows(db, "runs")
+                    bad = await client.call_tool("greet", {"name": ""})
+                    assert bad.is_error
+                    details = _data(bad)["error"]["details"]
+                    assert [tuple(d["loc"]) for d in details] == [("name",)]
+                    assert count_rows(db, "runs") == before
+                    started.append(_data(short)["run_id"])
+
+        started: list[str] = []
+
+        anyio.run(talk)
+        # the same runs as the API's: the run the tool started is there
+        with urllib.request.urlopen(f"{base}/runs/{started[0]}") as answer:  # noqa: S310
+            assert json.load(answer)["status"] == "completed"
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
