@@ -17,9 +17,9 @@ around the ``import`` statement without a profiler (after one unmeasured import 
 the bytecode and creates the schema), next to the targets (< 300 ms untraced, < 450 ms traced,
 issue 14); then, from one more process per sample under ``-X importtime`` (whose own cost, ~10-30
 ms over ~1,000 imports, is shown apart as "profiled"), the module-level setup, the process's CPU
-time and the ten imports with the largest cumulative time (medians over the samples). The load average is printed before and after:
-figures from a busy machine are not comparable. ``--check`` exits 1 on a missed target,
-``--json`` adds a JSON line.
+time and the ten imports with the largest cumulative time (medians over the samples). The load
+average is printed before and after: figures from a busy machine are not comparable.
+``--check`` exits 1 on a missed target, ``--json`` adds a JSON line.
 """
 
 from __future__ import annotations
