@@ -9,9 +9,10 @@ import argparse
 import contextlib
 import sys
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ..core import RunStatus
+from ..core import InvalidDuration, RunStatus, parse_duration
 from ._output import history_table, print_outcome, runs_table, to_json
 from ._placement import Placement, choose_placement
 from ._session import (
@@ -49,6 +50,22 @@ def _limit(value: str) -> int:
     if not 1 <= number <= 1000:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000, got {value!r}")
     return number
+
+
+def _since(value: str) -> timedelta:
+    try:
+        age = parse_duration(value)
+    except InvalidDuration:
+        age = timedelta(0)
+    if age <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"must be a positive duration (1h, 7d), got {value!r}")
+    return age
+
+
+def _search(value: str) -> str:
+    if not value or len(value) > 200:  # the service's bound, said before it is asked
+        raise argparse.ArgumentTypeError("must be 1 to 200 characters")
+    return value
 
 
 def _run_id(value: str) -> str:
@@ -161,9 +178,11 @@ def _cmd_history(session: Session) -> int:
 
 def _cmd_runs(session: Session) -> int:
     service = session.service(session.app(required=False))
+    since = session.args.since
     runs = service.list_runs(
         workflow=session.args.workflow, status=session.args.status, limit=session.args.limit,
-        parent_id=session.args.parent,
+        parent_id=session.args.parent, search=session.args.search,
+        created_after=None if since is None else service.clock.now() - since,
     )  # fmt: skip
     if session.args.json:
         print(to_json([r.model_dump(mode="json") for r in runs]))
@@ -295,7 +314,10 @@ def add_history(command: AddCommand) -> None:
 
 
 def add_runs(command: AddCommand) -> None:
-    """Add ``runs [--workflow NAME] [--status STATUS] [--parent ID] [--limit N] [--json]``."""
+    """Add ``runs``: ``[--workflow NAME] [--status STATUS] [--parent ID] [--search TEXT]``.
+
+    Also ``[--since AGE] [--limit N] [--json]``.
+    """
     runs = command("runs", _cmd_runs, "list runs, newest first")
     runs.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
     runs.add_argument(
@@ -306,6 +328,15 @@ def add_runs(command: AddCommand) -> None:
         type=_run_status,
         metavar="STATUS",
         help="only runs in this status: " + ", ".join(s.value for s in RunStatus),
+    )
+    runs.add_argument(
+        "--search",
+        type=_search,
+        metavar="TEXT",
+        help="only runs whose id or idempotency key is TEXT or starts with it",
+    )
+    runs.add_argument(
+        "--since", type=_since, metavar="AGE", help="only runs created in the last AGE (1h, 7d)"
     )
     runs.add_argument("--limit", type=_limit, default=20, metavar="N", help="at most N (1-1000)")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")

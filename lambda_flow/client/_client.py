@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -289,15 +289,21 @@ class Client:
         limit: int = 50,
         cursor: str | None = None,
         parent_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        search: str | None = None,
     ) -> RunPage:
         """One page of run summaries (no input or output), newest first.
 
         Pass ``cursor=page.next_cursor`` for the next page; a page may hold fewer than
         ``limit`` runs (runs the caller may not read, the API's 1 MiB page cap) while
-        ``next_cursor`` goes on. :meth:`iter_runs` follows the cursors.
+        ``next_cursor`` goes on. :meth:`iter_runs` follows the cursors. ``created_after``
+        (inclusive) and ``created_before`` (exclusive, both timezone-aware) bound the creation
+        time; ``search`` keeps the runs whose id or idempotency key is, or starts with, it.
 
         Raises:
-            InvalidInput: an unknown status, a limit outside 1..1000 or a malformed cursor.
+            InvalidInput: an unknown status, a limit outside 1..1000, a malformed cursor, a
+                time without a timezone or a search over 200 characters.
         """
         query = {
             "parent_id": parent_id,
@@ -305,6 +311,9 @@ class Client:
             "status": None if status is None else str(status),
             "limit": limit,
             "cursor": cursor,
+            "created_after": None if created_after is None else created_after.isoformat(),
+            "created_before": None if created_before is None else created_before.isoformat(),
+            "search": search,
         }
         _, body = self._request("GET", "/runs", query=query)
         return RunPage.model_validate(body)
@@ -316,13 +325,17 @@ class Client:
         status: RunStatus | str | None = None,
         page_size: int = 100,
         parent_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        search: str | None = None,
     ) -> Iterator[RunSummary]:
-        """Every run summary, newest first, page after page (``parent_id``: its children)."""
+        """Every run summary, newest first, page after page (the filters of :meth:`list_runs`)."""
         cursor: str | None = None
         while True:
             page = self.list_runs(
                 workflow=workflow, status=status, limit=page_size, cursor=cursor,
-                parent_id=parent_id,
+                parent_id=parent_id, created_after=created_after,
+                created_before=created_before, search=search,
             )  # fmt: skip
             yield from page.runs
             if page.next_cursor is None:

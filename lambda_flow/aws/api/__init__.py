@@ -11,8 +11,10 @@ Routes (JSON, snake_case):
   has ended (completed, failed or cancelled) within ``?timeout=`` (capped), else 202
   ``{"run_id", "status"}`` (still running, or suspended).
 - ``GET /runs/{run_id}``: 200 the run; ``GET /runs/{run_id}/history``: 200 every attempt.
-- ``GET /runs?workflow=&status=&limit=&cursor=``: 200 ``{"runs", "next_cursor"}``: run
-  summaries (no input or output), at most ``limit`` (1..1000) and about 1 MiB of them.
+- ``GET /runs?workflow=&status=&parent_id=&created_after=&created_before=&search=&limit=&cursor=``:
+  200 ``{"runs", "next_cursor"}``: run summaries (no input or output), at most ``limit``
+  (1..1000) and about 1 MiB of them; ``created_after``/``created_before`` are ISO 8601 times
+  with a timezone, ``search`` keeps runs whose id or idempotency key is or starts with it.
 - ``POST /runs/{run_id}/resume``, ``POST /runs/{run_id}/cancel`` (body ``{"reason"}``
   optional): 200 the run.
 - ``GET /openapi.json``: the OpenAPI document, with a typed start and run operation per

@@ -9,6 +9,7 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -75,6 +76,21 @@ ParentFilter = Annotated[
     Query(
         pattern=r"^[0-9a-fA-F-]{32,36}$",
         description="Only the child runs of this run (``wf.child``, ``wf.start_child``).",
+    ),
+]
+CreatedAfterFilter = Annotated[
+    datetime | None,
+    Query(description="Only runs created at or after this time (ISO 8601 with a timezone)."),
+]
+CreatedBeforeFilter = Annotated[
+    datetime | None,
+    Query(description="Only runs created before this time (ISO 8601 with a timezone)."),
+]
+SearchFilter = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="Only runs whose id or idempotency key is this text or starts with it.",
     ),
 ]
 MAX_PAGE_RUNS = 1000

@@ -56,11 +56,14 @@ from ._models import (
 )
 from ._openapi import (
     _JSON,
+    CreatedAfterFilter,
+    CreatedBeforeFilter,
     CursorQuery,
     IdempotencyKeyHeader,
     LimitQuery,
     ParentFilter,
     RunTimeoutQuery,
+    SearchFilter,
     StatusFilter,
     TimeoutQuery,
     WorkflowFilter,
@@ -377,18 +380,23 @@ class _WorkflowRoutes:
         history = self.service.get_run_history(run.id)
         return _json(HTTPStatus.OK, RunHistoryView(run_id=run.id, history=history))
 
-    def list_runs(
+    def list_runs(  # Powertools passes the query's values by name
         self,
+        *,
         workflow: WorkflowFilter = None,
         status: StatusFilter = None,
         limit: LimitQuery = 50,
         cursor: CursorQuery = None,
         parent_id: ParentFilter = None,
+        created_after: CreatedAfterFilter = None,
+        created_before: CreatedBeforeFilter = None,
+        search: SearchFilter = None,
     ) -> Response[Any]:
         caller = self.authenticated()
         page = self.service.list_runs(
             workflow=workflow, status=status, limit=limit, cursor=cursor, summary=True,
-            parent_id=parent_id,
+            parent_id=parent_id, created_after=created_after, created_before=created_before,
+            search=search,
         )  # fmt: skip
         visible: list[RunSummary] = []
         looked = size = 0

@@ -426,6 +426,30 @@ def test_list_filters_and_pages(
     assert pages == 3
 
 
+def test_list_filters_by_creation_time_and_searches_ids_and_keys(
+    api_client: ApiClient, workflows: Any, clock: TimeSkippingClock, api_service: Any
+) -> None:
+    first = start(api_client, "greet", {"name": "a"})
+    clock.advance("1h")
+    keyed = api_client.post(
+        "/workflows/greet/start", json_body={"name": "b"}, headers={"Idempotency-Key": "order-7"}
+    ).body["run_id"]
+    created = api_service.get_run(keyed).created_at
+
+    after = {"created_after": (created - timedelta(minutes=1)).isoformat()}
+    assert run_ids(api_client.get("/runs", query=after)) == [keyed]
+    before = {"created_before": created.isoformat()}
+    assert run_ids(api_client.get("/runs", query=before)) == [first]
+    assert run_ids(api_client.get("/runs", query={"search": "order-"})) == [keyed]
+    assert run_ids(api_client.get("/runs", query={"search": first[:8]})) == [first]
+    assert run_ids(api_client.get("/runs", query={"search": first})) == [first]
+    # a time without its timezone names the parameter; nothing else is wrong
+    naive = api_client.get("/runs", query={"created_after": "2026-01-01T00:00:00"})
+    assert error_of(naive, 422, "InvalidInput")["details"][0]["loc"] == ["created_after"]
+    long = api_client.get("/runs", query={"search": "x" * 201})
+    assert error_of(long, 422, "InvalidRequest")["details"][0]["loc"] == ["query", "search"]
+
+
 def test_list_answers_summaries_without_input_or_output(
     api_client: ApiClient, workflows: Any
 ) -> None:
@@ -1026,6 +1050,9 @@ def test_openapi_document_lists_every_route(api_client: ApiClient, workflows: An
         "limit",
         "cursor",
         "parent_id",
+        "created_after",
+        "created_before",
+        "search",
     }
 
 

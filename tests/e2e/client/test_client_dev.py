@@ -212,6 +212,21 @@ def test_list_runs_pages_of_summaries(client: Client) -> None:
     assert len(newest) == len(set(newest))
 
 
+def test_list_runs_by_creation_time_and_search(client: Client) -> None:
+    keyed = client.start("greet", {"name": "s1"}, idempotency_key="search-me-1")
+    other = client.start("greet", {"name": "s2"})
+    created = client.get_run(keyed).created_at
+
+    assert [r.id for r in client.list_runs(search="search-me").runs] == [keyed]
+    assert [r.id for r in client.iter_runs(search=other[:13])] == [other]
+    later = [r.id for r in client.list_runs(created_after=created).runs]
+    assert later[-1] == keyed  # newest first: it and what came after it
+    assert other in later
+    assert keyed not in [r.id for r in client.list_runs(created_before=created).runs]
+    with pytest.raises(InvalidInput):
+        client.list_runs(created_after=created.replace(tzinfo=None))
+
+
 def test_the_swagger_ui_is_served_at_docs(dev_url: str) -> None:
     with urllib.request.urlopen(f"{dev_url}/docs", timeout=10) as answer:  # noqa: S310
         page = answer.read().decode()

@@ -254,6 +254,28 @@ def test_runs_lists_newest_first_with_filters(cli: Cli) -> None:
     assert [r["id"] for r in json.loads(out)] == [third, first]
 
 
+def test_runs_searches_ids_and_keys_and_bounds_the_age(
+    cli: Cli, db: psycopg.Connection[Any]
+) -> None:
+    old = _start(cli, "double", {"x": 1})
+    args = ("start", "double", "--input", '{"x": 2}', "--idempotency-key", "nightly-42")
+    code, out, err = cli(*args)
+    assert code == 0, err
+    keyed = _field(out, "run_id")
+    db.execute("UPDATE runs SET created_at = created_at - interval '2 hours' WHERE id = %s", [old])
+
+    _, out, _ = cli("runs", "--search", "nightly-")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [keyed]
+    _, out, _ = cli("runs", "--search", old[:8])
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [old]
+    _, out, _ = cli("runs", "--since", "1h")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [keyed]
+    for bad in (("--since", "soon"), ("--since", "0s"), ("--search", "x" * 201)):
+        code, _, err = cli("runs", *bad)
+        assert code == 2
+        assert err.count("\n") == 1, err
+
+
 def test_runs_when_there_are_none(cli: Cli) -> None:
     code, out, _ = cli("runs", app_spec=None)
 
