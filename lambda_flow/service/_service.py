@@ -374,7 +374,7 @@ class WorkflowService:
             InvalidInput: an unknown status, a limit outside 1..1000, a malformed cursor, parent
                 id or time bound, or a search over 200 characters.
         """
-        self._check_run_filters(parent_id, created_after, created_before, search)
+        self._check_run_filters(parent_id, created_after, created_before, search, workflow)
         if status is not None and status not in RunStatus._value2member_map_:
             raise InvalidInput(
                 "runs filter",
@@ -413,7 +413,7 @@ class WorkflowService:
         Raises:
             InvalidInput: a malformed parent id or time bound, or a search over 200 characters.
         """
-        self._check_run_filters(parent_id, created_after, created_before, search)
+        self._check_run_filters(parent_id, created_after, created_before, search, workflow)
         return self.store.count_runs(
             workflow=workflow,
             parent_id=None if parent_id is None else str(uuid.UUID(str(parent_id))),
@@ -425,9 +425,15 @@ class WorkflowService:
 
     @staticmethod
     def _check_run_filters(
-        parent_id: object, created_after: object, created_before: object, search: object
+        parent_id: object,
+        created_after: object,
+        created_before: object,
+        search: object,
+        workflow: object = None,
     ) -> None:
         problems: list[dict[str, Any]] = []
+        if workflow is not None and (not isinstance(workflow, str) or "\x00" in workflow):
+            problems.append({"loc": ["workflow"], "msg": "must be a workflow name (text)"})
         if parent_id is not None:
             try:
                 uuid.UUID(str(parent_id))

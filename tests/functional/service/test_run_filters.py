@@ -100,6 +100,7 @@ def test_count_runs_counts_each_status_and_stops_past_the_cap(
         ({"search": "x" * 201}, "search"),
         ({"search": "a\x00b"}, "search"),
         ({"parent_id": "not-a-run"}, "parent_id"),
+        ({"workflow": "a\x00b"}, "workflow"),
     ],
 )
 def test_malformed_filters_are_named(
