@@ -47,6 +47,10 @@ def _cmd_demo(session: Session) -> int:
     print(to_json(output.dump(output.load(run.output))))
     print()
     print(f"See it again with: lambda-flow history {run_id}")
+    print(
+        "or watch it in the web console: lambda-flow console, then "
+        f"http://127.0.0.1:8001/console/runs/{run_id}"
+    )
     return EXIT_OK
 
 
