@@ -216,18 +216,8 @@ class AgentTools:
         request = AccessRequest(
             caller=caller, action=action, workflow=workflow, run_id=run_id, input=input
         )
-        if self.flow.allows(request):
+        if self.flow.admits(request, logger):
             return
-        logger.warning(
-            "access refused",
-            extra={
-                "action": action,
-                "workflow": workflow,
-                "run_id": run_id,
-                "caller_kind": caller.kind,
-                "principal": caller.principal,
-            },
-        )
         raise _Refused("Forbidden", f"the caller may not {action} runs of workflow {workflow!r}")
 
     def _visible_run(self, run_id: str, caller: Caller, action: Action) -> Run:

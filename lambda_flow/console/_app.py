@@ -218,18 +218,11 @@ class Console:
         Raises:
             ConsoleError: 403 when it refuses.
         """
-        if self.allowed(caller, action, workflow, run_id=run_id, input=input):
-            return
-        logger.warning(
-            "access refused",
-            extra={
-                "action": action,
-                "workflow": workflow,
-                "run_id": run_id,
-                "caller_kind": caller.kind,
-                "principal": caller.principal,
-            },
+        request = AccessRequest(
+            caller=caller, action=action, workflow=workflow, run_id=run_id, input=input
         )
+        if self.flow.admits(request, logger):
+            return
         raise ConsoleError(
             HTTPStatus.FORBIDDEN,
             "Forbidden",

@@ -392,6 +392,26 @@ class Flow:
             return not any(d.authorize is not None for d in self)
         return definition.allows(request)
 
+    def admits(self, request: AccessRequest, log: Any) -> bool:
+        """:meth:`allows`, with a refusal logged on ``log`` (who asked what, never the input).
+
+        The one check behind the HTTP API, the console and the agent tools: each answers a
+        refusal its own way (403, a page, a tool error).
+        """
+        if self.allows(request):
+            return True
+        log.warning(
+            "access refused",
+            extra={
+                "action": request.action,
+                "workflow": request.workflow,
+                "run_id": request.run_id,
+                "caller_kind": request.caller.kind,
+                "principal": request.caller.principal,
+            },
+        )
+        return False
+
     # -- tools for AI agents ---------------------------------------------------------------
     # The tool semantics live in lambda_flow.agents (above the engine): these two methods import
     # it when called, as an optional feature (docs/agents.md, "Where the code lives").

@@ -37,7 +37,7 @@ from ...core import (
     WorkflowNotFound,
     parse_duration,
 )
-from ...engine import Flow, WorkflowDef
+from ...engine import WorkflowDef
 from ...service import WorkflowService
 from ._models import (
     ApiError,
@@ -131,10 +131,6 @@ def start_and_wait(
         poll=poll,
         run_timeout=run_timeout,
     )
-
-
-def _permits(flow: Flow, request: AccessRequest) -> bool:
-    return flow.allows(request)  # no hook for an unregistered workflow: fail closed (Flow.allows)
 
 
 def _declares_run_timeout(codec: Codec) -> bool:
@@ -261,18 +257,8 @@ class _WorkflowRoutes:
         request = AccessRequest(
             caller=caller, action=action, workflow=workflow, run_id=run_id, input=input
         )
-        if _permits(self.flow, request):
+        if self.flow.admits(request, self.log):
             return
-        self.log.warning(
-            "access refused",
-            extra={
-                "action": action,
-                "workflow": workflow,
-                "run_id": run_id,
-                "caller_kind": caller.kind,
-                "principal": caller.principal,
-            },
-        )
         raise HttpError(
             HTTPStatus.FORBIDDEN,
             "Forbidden",
@@ -407,7 +393,7 @@ class _WorkflowRoutes:
             request = AccessRequest(
                 caller=caller, action="read", workflow=run.workflow, run_id=run.id
             )
-            if _permits(self.flow, request):
+            if self.flow.allows(request):
                 summary = RunSummary.of(run)
                 size += len(json.dumps(summary.model_dump(mode="json")))
                 visible.append(summary)

@@ -95,3 +95,33 @@ def test_duplicate_names_are_refused() -> None:
 
     with pytest.raises(LambdaFlowError, match="already registered"):
         flow.function(name="dup")(lambda: None)
+
+
+def test_a_refusal_is_logged_once_with_who_asked_what_and_never_the_input(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from lambda_flow import AccessRequest, Caller, WorkflowContext
+
+    flow = Flow()
+
+    @flow.workflow(authorize=lambda r: r.caller.principal == "admin")
+    async def guarded(wf: WorkflowContext, data: Any) -> None:
+        return None
+
+    def ask(principal: str, workflow: str = "guarded") -> bool:
+        caller = Caller(kind="jwt", principal=principal, claims={})
+        request = AccessRequest(
+            caller=caller, action="start", workflow=workflow, input={"card": "4111"}
+        )
+        return flow.admits(request, logging.getLogger("test.access"))
+
+    with caplog.at_level(logging.WARNING, logger="test.access"):
+        assert ask("admin")
+        assert not ask("mallory")
+        assert not ask("admin", workflow="retired")  # unregistered, and hooks in use: closed
+    assert [r.getMessage() for r in caplog.records] == ["access refused", "access refused"]
+    first = caplog.records[0]
+    assert (first.action, first.workflow, first.principal) == ("start", "guarded", "mallory")  # type: ignore[attr-defined]
+    assert all("4111" not in str(vars(record)) for record in caplog.records)
