@@ -108,16 +108,22 @@ class Driver(abc.ABC):
         Someone else drives the run (remote mode: the workers): look at it every ``poll`` on the
         engine's clock. Inline mode drives it here instead (``InlineDriver.wait``).
         """
+        run_sync(self.settled(engine, run_id, deadline, poll))
 
-        async def settled() -> None:
-            clock = engine.clock
-            while True:
-                run = engine.store.get_run(run_id)
-                if run is None or run.status is not RunStatus.RUNNING:
-                    return
-                now = clock.now()
-                if now >= deadline:
-                    return
-                await clock.sleep_until(min(now + poll, deadline))
+    @staticmethod
+    async def settled(
+        engine: Engine, run_id: str, deadline: datetime | None, poll: timedelta
+    ) -> None:
+        """Return once the run has left ``running`` or ``deadline`` (None: none) has passed.
 
-        run_sync(settled())
+        It is looked at every ``poll`` on the engine's clock.
+        """
+        clock = engine.clock
+        while True:
+            run = engine.store.get_run(run_id)
+            if run is None or run.status is not RunStatus.RUNNING:
+                return
+            now = clock.now()
+            if deadline is not None and now >= deadline:
+                return
+            await clock.sleep_until(min(now + poll, deadline) if deadline else now + poll)

@@ -165,21 +165,7 @@ class RemoteDriver(Driver):
     ) -> None:
         if created:
             self.queue.enqueue_run(run_id)
-        run_sync(self._await_settled(engine, run_id, deadline, poll))
-
-    @staticmethod
-    async def _await_settled(
-        engine: Engine, run_id: str, deadline: datetime | None, poll: timedelta
-    ) -> None:
-        clock = engine.clock
-        while True:
-            run = engine.store.get_run(run_id)
-            if run is None or run.status is not RunStatus.RUNNING:
-                return
-            now = clock.now()
-            if deadline is not None and now >= deadline:
-                return
-            await clock.sleep_until(min(now + poll, deadline) if deadline else now + poll)
+        run_sync(self.settled(engine, run_id, deadline, poll))
 
 
 def driver_for(queue: JobQueue | None) -> Driver:
